@@ -1,0 +1,454 @@
+"""The whole method on a 3D volume: dictation -> findings -> boxes per slice -> masks -> 3D.
+
+This is the Python API the CLI and the Slicer module call. A :class:`Pipeline` is cheap
+to create; each model loads on first use and stays loaded for the next run.
+
+    pipe = Pipeline(PipelineOptions(segmenter="litemedsam"))
+    transcript = pipe.transcribe("dictation.wav")
+    findings = pipe.extract(transcript.english)      # show these to the user first
+    result = pipe.segment(volume, findings.affirmed, findings)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import SUPPORTED_CLASSES, __version__
+from .errors import InputError
+from .progress import CancelToken, ProgressCallback, no_progress
+from .search import Track, build_tracks, coarse_to_fine_search, dense_search, step_for_spacing
+from .types import Box, Findings, Segmentation, Transcript, Volume
+from .views import SliceView, slice_view
+
+PLANES = ("axial", "coronal", "sagittal")
+
+
+@dataclass
+class PipelineOptions:
+    """User-facing settings. ``None`` means: choose for the device (see ``resolved``)."""
+
+    whisper_model: str | None = None  # default: asr.default_asr_model(device)
+    asr_backend: str = "auto"  # "auto" | "openai" | "faster"
+    language: str | None = None  # spoken language; None = detect
+    detector_model: str = "groundingdino-swint-ogc"
+    adapter: str | None = "logsam-lora-dino"  # registry id, .pth, PEFT folder, or None
+    segmenter: str | None = None  # "medsam" | "litemedsam"; None: medsam on GPU, litemedsam on CPU
+    plane: str = "axial"
+    device: str | None = None
+    precision: str | None = None  # "fp32" | "fp16" | "bf16"; None: fp16 on CUDA, fp32 on CPU
+    box_threshold: float | None = None  # None: the detector's documented default
+    text_threshold: float | None = None
+    search: str = "coarse"  # "coarse" (coarse-to-fine) | "dense" (every slice)
+    coarse_step_mm: float = 6.0
+    batch_size: int = 4
+    location_prior: bool = True  # keep boxes on the dictated side only
+    min_track_slices: int = 2
+
+
+@dataclass
+class PipelineResult:
+    segmentation: Segmentation
+    report: dict[str, Any]
+    tracks: dict[str, list[Track]] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, options: PipelineOptions | None = None) -> None:
+        self.options = options or PipelineOptions()
+        if self.options.plane not in PLANES:
+            raise InputError(f"Unknown plane {self.options.plane!r}; use one of {', '.join(PLANES)}.")
+        if self.options.search not in ("coarse", "dense"):
+            raise InputError(f"Unknown search {self.options.search!r}; use 'coarse' or 'dense'.")
+        self._device: Any = None
+        self._transcriber: Any = None
+        self._detector: Any = None
+        self._segmenter: Any = None
+
+    # ------------------------------------------------------------------ models (lazy)
+
+    @property
+    def device(self) -> Any:
+        if self._device is None:
+            from .device import choose_device
+
+            self._device = choose_device(self.options.device)
+        return self._device
+
+    @property
+    def segmenter_name(self) -> str:
+        if self.options.segmenter:
+            return self.options.segmenter
+        return "medsam" if self.device.type == "cuda" else "litemedsam"
+
+    @property
+    def whisper_model(self) -> str:
+        if self.options.whisper_model:
+            return self.options.whisper_model
+        from .asr import default_asr_model
+
+        return default_asr_model(self.device)
+
+    @property
+    def transcriber(self) -> Any:
+        if self._transcriber is None:
+            from .asr import load_transcriber
+
+            self._transcriber = load_transcriber(
+                self.whisper_model, device=self.options.device, backend=self.options.asr_backend,
+                precision=self.options.precision,
+            )
+        return self._transcriber
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            from .detection import load_detector
+
+            self._detector = load_detector(
+                self.options.detector_model, adapter=self.options.adapter,
+                device=self.options.device, precision=self.options.precision,
+            )
+        return self._detector
+
+    @property
+    def segmenter(self) -> Any:
+        if self._segmenter is None:
+            from .segmentation import load_segmenter
+
+            self._segmenter = load_segmenter(
+                self.segmenter_name, device=self.options.device, precision=self.options.precision
+            )
+        return self._segmenter
+
+    # ------------------------------------------------------------------ speech + NLP
+
+    def transcribe(
+        self,
+        audio: np.ndarray | str | Path,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken | None = None,
+    ) -> Transcript:
+        return self.transcriber.transcribe(
+            audio, language=self.options.language, progress=progress, cancel=cancel
+        )
+
+    def extract(self, text: str) -> Findings:
+        from .nlp import extract
+
+        return extract(text)
+
+    # ------------------------------------------------------------------ segmentation
+
+    def segment(
+        self,
+        volume: Volume,
+        classes: list[str] | None = None,
+        findings: Findings | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken | None = None,
+    ) -> PipelineResult:
+        """Detect and segment each class in ``classes`` (default: the affirmed findings)."""
+        classes = list(classes if classes is not None else (findings.affirmed if findings else []))
+        unknown = [c for c in classes if c not in SUPPORTED_CLASSES]
+        if unknown:
+            raise InputError(
+                f"Unsupported class {unknown[0]!r}; LoGSAM segments {', '.join(SUPPORTED_CLASSES)}."
+            )
+        if not classes:
+            raise InputError("No tumor class to segment: the dictation affirms none of "
+                             f"{', '.join(SUPPORTED_CLASSES)}. Correct the text or pick a class.")
+        timings: dict[str, float] = {}
+        frame = _SliceFrame.build(volume, self.options.plane)
+        captions = _captions(classes, findings)
+        tracks: dict[str, list[Track]] = {}
+        search_stats: dict[str, Any] = {}
+        warnings: list[str] = []
+
+        started = time.perf_counter()
+        for number, label in enumerate(classes):
+            def stage_progress(stage: str, fraction: float, message: str = "", n: int = number,
+                               name: str = label) -> None:
+                progress("detect", (n + fraction) / len(classes), f"{name}: {message}")
+
+            detect_fn = self._detect_fn(frame, captions[label], label)
+            if self.options.search == "dense":
+                result = dense_search(frame.candidates, detect_fn, self.options.batch_size,
+                                      stage_progress, cancel)
+            else:
+                step = step_for_spacing(frame.slice_spacing, self.options.coarse_step_mm)
+                result = coarse_to_fine_search(frame.candidates, detect_fn, step, self.options.batch_size,
+                                               progress=stage_progress, cancel=cancel)
+            found = build_tracks(result.detections, min_slices=self.options.min_track_slices)
+            side = findings.side_for(label) if (findings and self.options.location_prior) else None
+            if side in ("left", "right"):
+                kept = [t for t in found if frame.side_of(t) in (side, "midline")]
+                if len(kept) < len(found):
+                    warnings.append(f"{len(found) - len(kept)} {label} detection(s) on the other side "
+                                    f"were dropped because the dictation says {side}.")
+                found = kept
+            tracks[label] = found
+            search_stats[label] = {"caption": captions[label], "detector_slices": result.calls,
+                                   "slices_with_boxes": sum(1 for b in result.detections.values() if b),
+                                   "candidates": len(frame.candidates), "lesions": len(found)}
+            if not found:
+                warnings.append(f"No {label} was found by the detector.")
+        timings["detect"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        segmentation = self._segment_tracks(frame, tracks, progress, cancel)
+        timings["segment"] = time.perf_counter() - started
+        report = self._report(volume, frame, segmentation, tracks, findings, timings, warnings,
+                              search_stats, mode="dictation")
+        progress("segment", 1.0, "done")
+        return PipelineResult(segmentation, report, tracks)
+
+    def segment_box(
+        self,
+        volume: Volume,
+        box_lps: tuple[tuple[float, float, float], tuple[float, float, float]],
+        label: str = "glioma",
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken | None = None,
+    ) -> PipelineResult:
+        """Segment every slice a 3D box (two LPS corners, mm) covers; no detector."""
+        if label not in SUPPORTED_CLASSES:
+            raise InputError(f"Unsupported class {label!r}; use one of {', '.join(SUPPORTED_CLASSES)}.")
+        from .volume import box_ras_to_ijk
+
+        frame = _SliceFrame.build(volume, self.options.plane)
+        ras = [(-p[0], -p[1], p[2]) for p in box_lps]
+        i0, i1, j0, j1, k0, k1 = box_ras_to_ijk(volume, ras[0], ras[1])
+        ranges = {2: (i0, i1), 1: (j0, j1), 0: (k0, k1)}  # array axis -> inclusive index range
+        rows_axis, cols_axis = frame.in_plane
+        (r0, r1), (c0, c1) = ranges[rows_axis], ranges[cols_axis]
+        box = Box(float(c0), float(r0), float(c1 + 1), float(r1 + 1), 1.0, label)
+        s0, s1 = ranges[frame.axis]
+        track = Track({s: box for s in range(s0, s1 + 1)})
+        started = time.perf_counter()
+        segmentation = self._segment_tracks(frame, {label: [track]}, progress, cancel)
+        timings = {"segment": time.perf_counter() - started}
+        report = self._report(volume, frame, segmentation, {label: [track]}, None, timings, [], {},
+                              mode="box", box_lps=[list(map(float, p)) for p in box_lps])
+        return PipelineResult(segmentation, report, {label: [track]})
+
+    def segment_image2d(self, image: np.ndarray, label: str) -> np.ndarray:
+        """One 2D image (as in BRISC) and a class -> bool mask (union of the detected boxes)."""
+        from .prompts import caption_for
+
+        image = np.asarray(image)
+        boxes = self.detector.detect([image], caption_for(label), self.options.box_threshold,
+                                     self.options.text_threshold)[0]
+        mask = np.zeros(image.shape[:2], dtype=bool)
+        if boxes:
+            arr = np.array([b.as_array() for b in boxes])
+            mask = np.any(self.segmenter.segment(image, arr), axis=0)
+        return mask
+
+    # ------------------------------------------------------------------ internals
+
+    def _detect_fn(self, frame: _SliceFrame, caption: str, label: str):
+        def detect(indices: list[int]) -> dict[int, list[Box]]:
+            images = [frame.display_image(i) for i in indices]
+            found = self.detector.detect(images, caption, self.options.box_threshold,
+                                         self.options.text_threshold)
+            out: dict[int, list[Box]] = {}
+            for index, boxes in zip(indices, found, strict=True):
+                out[index] = [_relabel(frame.view.box_from_display(b), label) for b in boxes]
+            return out
+
+        return detect
+
+    def _segment_tracks(
+        self,
+        frame: _SliceFrame,
+        tracks: dict[str, list[Track]],
+        progress: ProgressCallback,
+        cancel: CancelToken | None,
+    ) -> Segmentation:
+        from .outputs import CLASS_LABELS
+
+        per_slice: dict[int, list[tuple[str, Box]]] = {}
+        for label, label_tracks in tracks.items():
+            for track in label_tracks:
+                for s, box in track.boxes.items():
+                    per_slice.setdefault(s, []).append((label, box))
+        masks = {label: np.zeros(frame.volume.array.shape, dtype=bool) for label in tracks}
+        slices = sorted(per_slice)
+        batch = max(1, self.options.batch_size)
+        for start in range(0, len(slices), batch):
+            if cancel is not None:
+                cancel.check()
+            chunk = slices[start : start + batch]
+            images = [frame.display_image(s) for s in chunk]
+            boxes = [np.array([frame.view.box_to_display(b).as_array() for _, b in per_slice[s]])
+                     for s in chunk]
+            results = self.segmenter.segment_many(images, boxes, batch_size=batch)
+            for s, slice_masks in zip(chunk, results, strict=True):
+                for (label, _), mask in zip(per_slice[s], slice_masks, strict=True):
+                    raw = frame.view.from_display(mask)
+                    index = [slice(None)] * 3
+                    index[frame.axis] = s
+                    masks[label][tuple(index)] |= raw
+            progress("segment", min(1.0, (start + len(chunk)) / max(1, len(slices))),
+                     f"{start + len(chunk)}/{len(slices)} slices")
+        labelmap = np.zeros(frame.volume.array.shape, dtype=np.uint8)
+        classes: dict[int, str] = {}
+        for label, label_tracks in tracks.items():
+            clean = _clean_mask(masks[label], label_tracks, frame)
+            value = CLASS_LABELS[label]
+            labelmap[clean & (labelmap == 0)] = value  # the first class named wins overlaps
+            classes[value] = label
+        return Segmentation(frame.volume.with_array(labelmap), classes)
+
+    def _report(
+        self,
+        volume: Volume,
+        frame: _SliceFrame,
+        segmentation: Segmentation,
+        tracks: dict[str, list[Track]],
+        findings: Findings | None,
+        timings: dict[str, float],
+        warnings: list[str],
+        search_stats: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]:
+        from .outputs import lesion_stats
+
+        lesions = {
+            label: [
+                {
+                    "slices": [t.first, t.last],
+                    "score": round(t.score, 4),
+                    "boxes": {str(s): {**_box_dict(b), "interpolated": s in t.interpolated}
+                              for s, b in sorted(t.boxes.items())},
+                }
+                for t in label_tracks
+            ]
+            for label, label_tracks in tracks.items()
+        }
+        return {
+            "software": {"name": "LoGSAM", "version": __version__},
+            **extra,
+            "findings": findings.to_dict() if findings else None,
+            "classes": list(tracks),
+            "volume": {"shape_ijk": list(volume.shape_ijk), "spacing": list(volume.spacing),
+                       "origin": list(volume.origin), "direction": volume.direction.tolist()},
+            "plane": self.options.plane,
+            "slicing_axis": frame.axis,
+            "search": {"strategy": self.options.search, **search_stats},
+            "lesions": lesions,
+            "statistics": lesion_stats(segmentation),
+            "models": self._model_report(detector=bool(search_stats)),
+            "options": asdict(self.options),
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "warnings": warnings,
+        }
+
+    def _model_report(self, detector: bool) -> dict[str, Any]:
+        from . import models
+
+        ids = {"segmenter": {"medsam": "medsam-vit-b", "litemedsam": "litemedsam"}[self.segmenter_name]}
+        if detector:
+            ids["detector"] = self.options.detector_model
+            if self.options.adapter:
+                ids["adapter"] = str(self.options.adapter)
+        out: dict[str, Any] = {}
+        for role, model_id in ids.items():
+            try:
+                spec = models.get_spec(model_id)
+                out[role] = {"id": model_id, "files": {f.name: f.sha256 for f in spec.files}}
+            except Exception:  # a file path instead of a registry id
+                out[role] = {"id": model_id, "files": {}}
+        return out
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@dataclass
+class _SliceFrame:
+    """A volume cut into display-oriented uint8 slices along its acquired axis."""
+
+    volume: Volume
+    axis: int
+    view: SliceView
+    window: tuple[float, float]
+    candidates: list[int]
+    slice_spacing: float
+
+    @classmethod
+    def build(cls, volume: Volume, plane: str) -> _SliceFrame:
+        from .volume import intensity_window, slicing_axis
+
+        axis = 0 if volume.array.shape[0] == 1 else slicing_axis(volume, plane)
+        view = slice_view(volume, axis, plane)
+        window = intensity_window(volume)
+        # Slices with no tissue in them hold no tumor; skipping them changes no result.
+        other = tuple(a for a in range(3) if a != axis)
+        foreground = (volume.array > window[0]).mean(axis=other)
+        candidates = [int(s) for s in np.flatnonzero(foreground > 0.005)]
+        spacing_by_array_axis = (volume.spacing[2], volume.spacing[1], volume.spacing[0])
+        return cls(volume, axis, view, window, candidates, float(spacing_by_array_axis[axis]))
+
+    @property
+    def in_plane(self) -> tuple[int, int]:
+        rows, cols = (a for a in range(3) if a != self.axis)
+        return rows, cols
+
+    def display_image(self, index: int) -> np.ndarray:
+        from .volume import to_uint8
+
+        raw = np.take(self.volume.array, index, axis=self.axis)
+        return self.view.to_display(to_uint8(raw, self.window))
+
+    def side_of(self, track: Track) -> str:
+        from .volume import patient_side
+
+        index, box = track.peak
+        return patient_side(self.volume, self.axis, index, box)
+
+
+def _captions(classes: list[str], findings: Findings | None) -> dict[str, str]:
+    from .prompts import caption_for
+
+    prompts = findings.prompts if findings else {}
+    return {c: prompts.get(c) or caption_for(c) for c in classes}
+
+
+def _relabel(box: Box, label: str) -> Box:
+    return Box(box.x0, box.y0, box.x1, box.y1, box.score, label)
+
+
+def _box_dict(box: Box) -> dict[str, float]:
+    return {"x0": round(box.x0, 2), "y0": round(box.y0, 2), "x1": round(box.x1, 2),
+            "y1": round(box.y1, 2), "score": round(box.score, 4)}
+
+
+def _clean_mask(mask: np.ndarray, tracks: list[Track], frame: _SliceFrame) -> np.ndarray:
+    """Fill holes slice by slice and drop 3D components that no box supports."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return mask
+    filled = np.zeros_like(mask)
+    for s in np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != frame.axis))):
+        index = [slice(None)] * 3
+        index[frame.axis] = int(s)
+        filled[tuple(index)] = ndimage.binary_fill_holes(mask[tuple(index)])
+    support = np.zeros_like(mask)
+    rows_axis, cols_axis = frame.in_plane
+    for track in tracks:
+        for s, box in track.boxes.items():
+            index: list[Any] = [slice(None)] * 3
+            index[frame.axis] = s
+            index[rows_axis] = slice(max(0, int(np.floor(box.y0))), int(np.ceil(box.y1)))
+            index[cols_axis] = slice(max(0, int(np.floor(box.x0))), int(np.ceil(box.x1)))
+            support[tuple(index)] = True
+    labels, _ = ndimage.label(filled)
+    supported = np.unique(labels[support & filled])
+    return np.isin(labels, supported[supported > 0])
