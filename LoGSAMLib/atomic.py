@@ -25,6 +25,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates 0600 files; give outputs the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         os.replace(tmp, target)
     except BaseException:

@@ -218,17 +218,13 @@ class Pipeline:
         """Segment every slice a 3D box (two LPS corners, mm) covers; no detector."""
         if label not in SUPPORTED_CLASSES:
             raise InputError(f"Unsupported class {label!r}; use one of {', '.join(SUPPORTED_CLASSES)}.")
-        from .volume import box_ras_to_ijk
+        from .volume import ras_box_to_slice_boxes
 
         frame = _SliceFrame.build(volume, self.options.plane)
         ras = [(-p[0], -p[1], p[2]) for p in box_lps]
-        i0, i1, j0, j1, k0, k1 = box_ras_to_ijk(volume, ras[0], ras[1])
-        ranges = {2: (i0, i1), 1: (j0, j1), 0: (k0, k1)}  # array axis -> inclusive index range
-        rows_axis, cols_axis = frame.in_plane
-        (r0, r1), (c0, c1) = ranges[rows_axis], ranges[cols_axis]
-        box = Box(float(c0), float(r0), float(c1 + 1), float(r1 + 1), 1.0, label)
-        s0, s1 = ranges[frame.axis]
-        track = Track({s: box for s in range(s0, s1 + 1)})
+        # On an oblique volume the RAS box cuts each slice in a different place: per-slice boxes.
+        boxes = ras_box_to_slice_boxes(volume, ras[0], ras[1], frame.axis)
+        track = Track({s: Box(*b, score=1.0, label=label) for s, b in boxes.items()})
         started = time.perf_counter()
         segmentation = self._segment_tracks(frame, {label: [track]}, progress, cancel)
         timings = {"segment": time.perf_counter() - started}
@@ -342,7 +338,7 @@ class Pipeline:
             "slicing_axis": frame.axis,
             "search": {"strategy": self.options.search, **search_stats},
             "lesions": lesions,
-            "statistics": lesion_stats(segmentation),
+            "statistics": lesion_stats(segmentation, axis=frame.axis),
             "models": self._model_report(detector=bool(search_stats)),
             "options": asdict(self.options),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
@@ -383,14 +379,14 @@ class _SliceFrame:
 
     @classmethod
     def build(cls, volume: Volume, plane: str) -> _SliceFrame:
-        from .volume import intensity_window, slicing_axis
+        from .volume import foreground_threshold, intensity_window, slicing_axis
 
         axis = 0 if volume.array.shape[0] == 1 else slicing_axis(volume, plane)
         view = slice_view(volume, axis, plane)
         window = intensity_window(volume)
         # Slices with no tissue in them hold no tumor; skipping them changes no result.
         other = tuple(a for a in range(3) if a != axis)
-        foreground = (volume.array > window[0]).mean(axis=other)
+        foreground = (volume.array > foreground_threshold(volume.array)).mean(axis=other)
         candidates = [int(s) for s in np.flatnonzero(foreground > 0.005)]
         spacing_by_array_axis = (volume.spacing[2], volume.spacing[1], volume.spacing[0])
         return cls(volume, axis, view, window, candidates, float(spacing_by_array_axis[axis]))
