@@ -60,12 +60,12 @@ def pipeline_options(args: argparse.Namespace, **extra: Any):
 def check_outputs(paths: list[Path]) -> None:
     """Fail before any model runs when an output extension is unsupported."""
     from ..errors import InputError
-    from ..outputs import SUPPORTED_EXTENSIONS
+    from ..outputs import SEGMENTATION_SUFFIXES
 
     for path in paths:
         name = path.name.lower()
-        if not any(name.endswith(ext) for ext in SUPPORTED_EXTENSIONS):
-            raise InputError(f"Cannot write {path}: use one of {', '.join(SUPPORTED_EXTENSIONS)}.")
+        if not any(name.endswith(ext) for ext in SEGMENTATION_SUFFIXES):
+            raise InputError(f"Cannot write {path}: use one of {', '.join(SEGMENTATION_SUFFIXES)}.")
 
 
 def report_path(args: argparse.Namespace) -> Path:
@@ -97,8 +97,12 @@ def info(args: argparse.Namespace, text: str) -> None:
 def summarize(report: dict) -> str:
     lines = []
     for label, stats in (report.get("statistics") or {}).items():
-        lines.append(f"  {label}: {stats['volume_ml']:.2f} mL, slices {stats['slices'][0]}-{stats['slices'][1]}, "
-                     f"extent {' x '.join(f'{v:.0f}' for v in stats['extent_mm'])} mm")
+        if not stats["voxels"]:
+            lines.append(f"  {label}: nothing segmented")
+            continue
+        first, last = stats["slices"]
+        extent = " x ".join(f"{v:.0f}" for v in stats["extent_mm"])
+        lines.append(f"  {label}: {stats['volume_ml']:.2f} mL, slices {first}-{last}, extent {extent} mm")
     for warning in report.get("warnings", []):
         lines.append(f"  warning: {warning}")
     return "\n".join(lines) if lines else "  nothing was segmented"
