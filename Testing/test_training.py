@@ -352,7 +352,7 @@ def test_lora_training_learns_and_adapters_round_trip(env, slices, tmp_path, mon
     logits, boxes = _outputs(model, batch)
     pth = export_pth(folder, tmp_path / "logsam_lora_dino.pth")
     for adapter in (folder, pth, "logsam-lora-dino"):
-        if adapter == "logsam-lora-dino":  # the Slicer route of docs/training.md: a registry override
+        if adapter == "logsam-lora-dino":  # the Slicer route of the README: a registry override
             _register_as_default_adapter(env, pth, tmp_path / "slicer-home", monkeypatch)
         detector = load_detector(adapter=adapter, device="cpu", cache=False)
         got_logits, got_boxes = _outputs(detector.model, batch)

@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     out.add_argument("--export-pth", metavar="FILE", type=Path,
                      help="also write the adapter in the published LoGSAM .pth layout")
     out.add_argument("--json", action="store_true", help="print the result as JSON")
-    recipe = parser.add_argument_group("recipe (defaults: the published one; see docs/training.md)")
+    recipe = parser.add_argument_group("recipe (defaults: the published one; see the README)")
     recipe.add_argument("--config", metavar="CFG", type=Path, help="YAML or JSON file of training settings")
     recipe.add_argument("--epochs", type=int, metavar="N", help="default 130")
     recipe.add_argument("--batch-size", type=int, metavar="N", help="default 8")
