@@ -276,6 +276,8 @@ class Pipeline:
         masks = {label: np.zeros(frame.volume.array.shape, dtype=bool) for label in tracks}
         slices = sorted(per_slice)
         batch = max(1, self.options.batch_size)
+        if self.segmenter_name == "medsam" and self.device.type == "cpu":
+            batch = 1  # ViT-B global attention at batch 4 needs ~10 GB and is no faster on a CPU
         for start in range(0, len(slices), batch):
             if cancel is not None:
                 cancel.check()
