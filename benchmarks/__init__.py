@@ -1,0 +1,1 @@
+"""LoGSAM benchmarks: ``python -m benchmarks.run`` (or ``make bench``); see benchmarks/README.md."""
