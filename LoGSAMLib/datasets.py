@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .models import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -334,14 +335,6 @@ def split_cases(cases: Sequence, val_fraction: float = 0.2, seed: int = 0) -> tu
     return train, val
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def dataset_hash(cases: Sequence[BriscCase | DetectionSample]) -> str:
     """SHA-256 over each case's files (path relative to the data root + content hash).
 
@@ -358,7 +351,7 @@ def dataset_hash(cases: Sequence[BriscCase | DetectionSample]) -> str:
     root = Path(os.path.commonpath([str(p.parent) for p in files]))
     digest = hashlib.sha256()
     for path in sorted(files):
-        digest.update(f"{path.relative_to(root).as_posix()}\0{_file_sha256(path)}\n".encode())
+        digest.update(f"{path.relative_to(root).as_posix()}\0{sha256_file(path)}\n".encode())
     for case in sorted((c for c in cases if isinstance(c, DetectionSample)), key=_case_key):
         rel = Path(case.image_path).resolve().relative_to(root).as_posix()
         boxes = ";".join(",".join(f"{v:.3f}" for v in box) for box in case.boxes)

@@ -13,22 +13,14 @@ an entry is a registry entry (see ``LoGSAMLib/models.py``) whose files already l
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 from pathlib import Path
 
 from ..atomic import write_text_atomic
+from ..models import sha256_file
 
 WRITER_MODULES = ("tiny_whisper", "tiny_gdino", "tiny_sam")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build(directory: str | Path, writers: tuple[str, ...] = WRITER_MODULES) -> dict[str, dict]:
@@ -44,7 +36,7 @@ def build(directory: str | Path, writers: tuple[str, ...] = WRITER_MODULES) -> d
         for file in entry.get("files", []):
             local = directory / model_id / file["name"]
             file["size"] = local.stat().st_size
-            file["sha256"] = _sha256(local)
+            file["sha256"] = sha256_file(local)
             file.setdefault("url", None)
     write_text_atomic(directory / "registry.json", json.dumps(entries, indent=2, sort_keys=True))
     return entries
