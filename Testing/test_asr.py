@@ -50,11 +50,12 @@ def english() -> np.ndarray:
 
 
 class Spy:
-    """Counts encoder forward passes (a hook on the real module) and decode tasks."""
+    """Counts encoder forward passes (a hook on the real module), decode tasks and batched decodes."""
 
     def __init__(self, transcriber) -> None:
         self.encoder_calls = 0
         self.tasks: list[str] = []
+        self.batches: list[list[str]] = []  # the tasks of each batched decode
         self.detections = 0
         backend = transcriber.backend
         if hasattr(backend, "model") and hasattr(backend.model, "encoder"):
@@ -78,6 +79,16 @@ class Spy:
             return original_detect(*args, **kwargs)
 
         backend.decode, backend.detect_language = decode, detect
+        original_batch = backend.decode_batch
+
+        def decode_batch(encoded, requests, *args, **kwargs):
+            results = original_batch(encoded, requests, *args, **kwargs)
+            if results is not None:
+                self.batches.append([tokenizer.task for tokenizer, _ in requests])
+                self.tasks.extend(tokenizer.task for tokenizer, _ in requests)
+            return results
+
+        backend.decode_batch = decode_batch
 
     def _on_encode(self, module, inputs, output) -> None:
         self.encoder_calls += 1
@@ -280,7 +291,9 @@ def test_whisper_no_speech_probability_skips_windows(tiny_home, german):
     transcriber, spy = load(settings=DecodeSettings(temperatures=(0.0,), sample_len=8, no_speech_threshold=0.0))
     with pytest.raises(NoSpeechError, match="no-speech probability"):
         transcriber.transcribe(german, language="de")
-    assert spy.tasks == ["transcribe"]  # the translation is skipped with the window
+    # Both tasks were decoded together once; the window was then dropped for both (no fallback,
+    # no further decode).
+    assert spy.batches == [["transcribe", "translate"]] and spy.tasks == ["transcribe", "translate"]
 
 
 def test_temperature_fallback_runs_on_improbable_output(tiny_home, english):
@@ -385,6 +398,57 @@ def test_converted_folder_loads_in_faster_whisper_offline(tiny_home, german):
     list(segments)
     assert info.language == "de"
     assert model.hf_tokenizer.token_to_id("<|de|>") == 50261
+
+
+# ---------------------------------------------------------------------------- joint decoding
+
+
+@pytest.mark.parametrize("model_id,backend", [("whisper-large-v3", "openai"), ("faster-whisper-large-v3", "faster")])
+def test_transcript_and_translation_in_one_batch_equal_separate_decodes(tiny_home, german, model_id, backend):
+    """The joint decode gives each task exactly the tokens its own decode gives."""
+    import whisper
+
+    transcriber = load_transcriber(model_id, device="cpu", backend=backend)
+    engine = transcriber.backend
+    encoded = engine.encode(whisper.pad_or_trim(engine.mel(german), 3000))
+    tokenizers = [whisper.tokenizer.get_tokenizer(True, num_languages=100, language="de", task=task)
+                  for task in ("transcribe", "translate")]
+    previous = tokenizers[0].encode(" Befund links frontal.")
+    for settings, prompts in ((DecodeSettings(sample_len=16), ([], [])),
+                              (DecodeSettings(sample_len=12, without_timestamps=True), (previous, previous[::-1]))):
+        together = engine.decode_batch(encoded, list(zip(tokenizers, prompts, strict=True)), 0.0, settings)
+        assert together is not None and len(together) == 2
+        for tokenizer, prompt, joint in zip(tokenizers, prompts, together, strict=True):
+            alone = engine.decode(encoded, tokenizer, prompt, 0.0, settings)
+            assert joint.tokens == alone.tokens and len(joint.tokens) > 0
+            assert joint.avg_logprob == pytest.approx(alone.avg_logprob, abs=2e-5)
+            assert joint.no_speech_prob == pytest.approx(alone.no_speech_prob, abs=1e-6)
+        # Each row was conditioned on its own task token and prompt (random weights may pick
+        # the same tokens, but not with the same probabilities).
+        assert abs(together[0].avg_logprob - together[1].avg_logprob) > 1e-4
+    # Previous texts of different lengths cannot share a batch: the caller decodes one by one.
+    assert engine.decode_batch(encoded, [(tokenizers[0], previous), (tokenizers[1], [])], 0.0, FAST) is None
+
+
+@pytest.mark.parametrize("backend", ["openai", "faster"])
+def test_transcriber_batches_both_tasks_and_matches_sequential_decoding(tiny_home, german, backend):
+    model_id = "whisper-large-v3" if backend == "openai" else "faster-whisper-large-v3"
+    transcriber, spy = load(model_id, backend=backend)
+    joint = transcriber.transcribe(german, language="de")
+    assert spy.batches == [["transcribe", "translate"]] and spy.tasks == ["transcribe", "translate"]
+    assert spy.encoder_calls == 1
+    transcriber.backend.decode_batch = lambda *args, **kwargs: None  # as a backend without batching
+    sequential = transcriber.transcribe(german, language="de")
+    assert (joint.text, joint.translation) == (sequential.text, sequential.translation)
+    assert joint.translated_segments == sequential.translated_segments
+
+
+def test_temperature_fallback_after_a_joint_decode_runs_per_task(tiny_home, german):
+    # Random weights: the joint temperature-0 results are improbable, so each task falls back alone.
+    transcriber, spy = load(settings=DecodeSettings(temperatures=(0.0, 0.7), best_of=2, sample_len=8))
+    transcriber.transcribe(german, language="de")
+    assert spy.batches == [["transcribe", "translate"]]
+    assert spy.tasks == ["transcribe", "translate", "transcribe", "translate"]
 
 
 # ---------------------------------------------------------------------------- CLI

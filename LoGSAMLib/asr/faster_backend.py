@@ -79,29 +79,64 @@ class CTranslate2Backend:
         pairs = self.model.detect_language(encoded)[0]
         return {token[2:-2]: float(prob) for token, prob in pairs}
 
-    def decode(self, encoded: Any, tokenizer: Any, previous: list[int], temperature: float,
-               settings: DecodeSettings) -> Decoded:
+    def _prompt(self, tokenizer: Any, previous: list[int], settings: DecodeSettings) -> list[int]:
         half = self.n_text_ctx // 2
-        prompt = ([tokenizer.sot_prev] + list(previous)[-(half - 1):] if previous else []) + list(
+        return ([tokenizer.sot_prev] + list(previous)[-(half - 1):] if previous else []) + list(
             tokenizer.sot_sequence_including_notimestamps if settings.without_timestamps
             else tokenizer.sot_sequence)
+
+    def _generate(self, encoded: Any, tokenizers: list[Any], prompts: list[list[int]], temperature: float,
+                  settings: DecodeSettings) -> list[Decoded]:
         if temperature > 0:
             sampling = {"beam_size": 1, "num_hypotheses": settings.best_of, "sampling_topk": 0,
                         "sampling_temperature": temperature}
         else:
             sampling = {"beam_size": settings.beam_size or 1}
-        suppress = suppressed_tokens(tokenizer, settings)
-        new_tokens = settings.sample_len or half
+        # The suppressed ids are the same for every task (special tokens, not the task's own).
+        suppress = suppressed_tokens(tokenizers[0], settings)
+        new_tokens = settings.sample_len or self.n_text_ctx // 2
         # CTranslate2's max_length bounds the prompt after its first token plus the output, and
         # also caps the output at max_length / 2 (measured; see test_ctranslate2_conversion_...).
-        max_length = min(self.n_text_ctx, max(2 * new_tokens, len(prompt) - 1 + new_tokens))
-        result = self.model.generate(
-            encoded, [prompt], max_length=max_length,
+        max_length = min(self.n_text_ctx, max(2 * new_tokens, len(prompts[0]) - 1 + new_tokens))
+        results = self.model.generate(
+            encoded, prompts, max_length=max_length,
             return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress,
             max_initial_timestamp_index=int(round(settings.max_initial_timestamp / 0.02)), **sampling,
-        )[0]
-        tokens = list(result.sequences_ids[0])
-        # CTranslate2 reports the length-normalised score (length_penalty 1): undo it.
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        return Decoded(tokens=tokens, avg_logprob=float(avg_logprob), no_speech_prob=float(result.no_speech_prob),
-                       temperature=temperature)
+        )
+        decoded = []
+        for result in results:
+            tokens = list(result.sequences_ids[0])
+            # CTranslate2 reports the length-normalised score (length_penalty 1): undo it.
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            decoded.append(Decoded(tokens=tokens, avg_logprob=float(avg_logprob),
+                                   no_speech_prob=float(result.no_speech_prob), temperature=temperature))
+        return decoded
+
+    def decode(self, encoded: Any, tokenizer: Any, previous: list[int], temperature: float,
+               settings: DecodeSettings) -> Decoded:
+        return self._generate(encoded, [tokenizer], [self._prompt(tokenizer, previous, settings)], temperature,
+                              settings)[0]
+
+    def decode_batch(self, encoded: Any, requests: list[tuple[Any, list[int]]], temperature: float,
+                     settings: DecodeSettings) -> list[Decoded] | None:
+        """One ``generate`` for several prompts on the same window (see ``windows.BatchBackend``).
+
+        CTranslate2 needs <|startoftranscript|> at the same position in every prompt, so
+        prompts that carry previous text of different lengths are decoded one by one.
+        """
+        prompts = [self._prompt(tokenizer, previous, settings) for tokenizer, previous in requests]
+        if len({len(prompt) for prompt in prompts}) != 1:
+            return None
+        return self._generate(self._repeat(encoded, len(prompts)), [t for t, _ in requests], prompts, temperature,
+                              settings)
+
+    def _repeat(self, encoded: Any, count: int) -> Any:
+        """The encoder output ``[1, frames, width]`` repeated ``count`` times along the batch."""
+        if self.device == "cuda":
+            import torch
+
+            tiled = torch.as_tensor(encoded, device="cuda").repeat(count, 1, 1).contiguous()
+            return self._ct2.StorageView.from_array(tiled)
+        import numpy as np
+
+        return self._ct2.StorageView.from_array(np.ascontiguousarray(np.repeat(np.asarray(encoded), count, axis=0)))

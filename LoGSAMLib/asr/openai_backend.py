@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +66,71 @@ class OpenAIWhisperBackend:
         _, probs = self.model.detect_language(encoded, tokenizer)
         return probs[0]
 
-    def decode(self, encoded: Any, tokenizer: Any, previous: list[int], temperature: float,
-               settings: DecodeSettings) -> Decoded:
+    def _options(self, tokenizer: Any, previous: list[int], temperature: float, settings: DecodeSettings) -> Any:
         import whisper
 
-        suppress = suppressed_tokens(tokenizer, settings)
-        options = whisper.DecodingOptions(
+        return whisper.DecodingOptions(
             task=tokenizer.task, language=tokenizer.language, temperature=temperature,
             sample_len=settings.sample_len,
             beam_size=settings.beam_size if temperature == 0 else None,
             best_of=settings.best_of if temperature > 0 else None,
-            prompt=list(previous) or None, suppress_tokens=suppress,
+            prompt=list(previous) or None, suppress_tokens=suppressed_tokens(tokenizer, settings),
             max_initial_timestamp=settings.max_initial_timestamp, without_timestamps=settings.without_timestamps,
             fp16=self.fp16,
         )
-        result = whisper.decode(self.model, encoded, options)[0]
-        return Decoded(tokens=list(result.tokens), avg_logprob=float(result.avg_logprob),
-                       no_speech_prob=float(result.no_speech_prob), temperature=temperature)
+
+    def decode(self, encoded: Any, tokenizer: Any, previous: list[int], temperature: float,
+               settings: DecodeSettings) -> Decoded:
+        import whisper
+
+        result = whisper.decode(self.model, encoded, self._options(tokenizer, previous, temperature, settings))[0]
+        return _decoded(result, temperature)
+
+    def decode_batch(self, encoded: Any, requests: list[tuple[Any, list[int]]], temperature: float,
+                     settings: DecodeSettings) -> list[Decoded] | None:
+        """Several prompts on one window as one batch (see ``windows.BatchBackend``).
+
+        whisper's ``DecodingTask`` gives every row the same initial tokens; the prompts here
+        differ only in their task token and previous text, so the task for the first prompt
+        runs with each row's own initial tokens written in. Prompts of different lengths
+        cannot share a batch (None).
+        """
+        import torch
+        from whisper.decoding import DecodingTask
+
+        options = [self._options(tokenizer, previous, temperature, settings) for tokenizer, previous in requests]
+        rows = [DecodingTask(self.model, option).initial_tokens for option in options]
+        if len({len(row) for row in rows}) != 1:
+            return None
+        task = _row_prompts_task_class()(self.model, options[0], rows)
+        with torch.no_grad():
+            results = task.run(encoded.repeat(len(rows), 1, 1))
+        return [_decoded(result, temperature) for result in results]
+
+
+def _decoded(result: Any, temperature: float) -> Decoded:
+    return Decoded(tokens=list(result.tokens), avg_logprob=float(result.avg_logprob),
+                   no_speech_prob=float(result.no_speech_prob), temperature=temperature)
+
+
+@functools.cache
+def _row_prompts_task_class() -> type:
+    """Defined on first use: importing whisper imports torch."""
+    from whisper.decoding import DecodingTask
+
+    class RowPromptsTask(DecodingTask):
+        """A ``DecodingTask`` whose rows start from their own initial tokens (same length)."""
+
+        def __init__(self, model: Any, options: Any, rows: list[tuple[int, ...]]) -> None:
+            super().__init__(model, options)
+            self.rows = rows
+
+        def _detect_language(self, audio_features: Any, tokens: Any) -> Any:
+            # ``run`` builds ``tokens`` from the first prompt for every row, then calls this
+            # (before any decoding step); the language is always given, so nothing is detected.
+            import torch
+
+            tokens[:] = torch.tensor(self.rows, dtype=tokens.dtype, device=tokens.device)
+            return super()._detect_language(audio_features, tokens)
+
+    return RowPromptsTask

@@ -7,7 +7,10 @@ non-English speech, the English translation are decoded from that same encoder o
 an unfinished segment is resumed from its last complete timestamp.
 
 A backend supplies ``encode``, ``detect_language`` and ``decode`` (see :class:`Backend`);
-tokens come from openai-whisper's tokenizer, whose ids both model formats share.
+tokens come from openai-whisper's tokenizer, whose ids both model formats share. A backend
+that also has ``decode_batch`` decodes the transcript and the translation together, as one
+batch of two sequences: a decoder step costs little more for two sequences than for one
+(the weights are read once), so this saves most of a second decode.
 """
 
 from __future__ import annotations
@@ -70,6 +73,14 @@ class Backend(Protocol):
                settings: DecodeSettings) -> Decoded: ...
 
 
+class BatchBackend(Backend, Protocol):
+    def decode_batch(self, encoded: Any, requests: list[tuple[Any, list[int]]], temperature: float,
+                     settings: DecodeSettings) -> list[Decoded] | None:
+        """Decode several (tokenizer, previous text) prompts on one window's encoder output as
+        one batch; None when they cannot share a batch (prompts of different lengths)."""
+        ...
+
+
 @dataclass
 class WindowsResult:
     language: str
@@ -111,14 +122,18 @@ def tokenizer_for(backend: Backend, language: str, task: str) -> Any:
 
 
 def decode_with_fallback(backend: Backend, encoded: Any, tokenizer: Any, previous: list[int],
-                         settings: DecodeSettings) -> Decoded:
+                         settings: DecodeSettings, first: Decoded | None = None) -> Decoded:
     """Raise the temperature while the output looks repetitive or improbable (Whisper's rule).
 
     If every temperature fails, keep the most probable result that is not repetitive.
+    ``first``: the result at the first temperature, when it was already decoded (in a batch).
     """
     results: list[Decoded] = []
-    for temperature in settings.temperatures:
-        result = backend.decode(encoded, tokenizer, previous, temperature, settings)
+    for index, temperature in enumerate(settings.temperatures):
+        if index == 0 and first is not None:
+            result = first
+        else:
+            result = backend.decode(encoded, tokenizer, previous, temperature, settings)
         text = tokenizer.decode([t for t in result.tokens if t < tokenizer.eot])
         result.compression_ratio = compression_ratio(text)
         results.append(result)
@@ -134,6 +149,16 @@ def decode_with_fallback(backend: Backend, encoded: Any, tokenizer: Any, previou
     best = max(fine or results, key=lambda r: r.avg_logprob)
     best.temperature = results[-1].temperature  # prompt reset follows the highest temperature tried
     return best
+
+
+def decode_together(backend: Backend, encoded: Any, tracks: list[_Track],
+                    settings: DecodeSettings) -> list[Decoded] | None:
+    """The tracks' decodes at the first temperature as one batch, or None (decode them one by one)."""
+    decode_batch = getattr(backend, "decode_batch", None)
+    if decode_batch is None:
+        return None
+    requests = [(track.tokenizer, track.previous(settings)) for track in tracks]
+    return decode_batch(encoded, requests, settings.temperatures[0], settings)
 
 
 def split_segments(tokens: list[int], timestamp_begin: int, offset: float,
@@ -251,8 +276,13 @@ def run_windows(backend: Backend, mel: Any, content_frames: int, *, language: st
                 tracks["translate"] = _Track(tokenizer_for(backend, result.language, "translate"), duration, voiced)
 
         main = tracks["transcribe"]
+        other = tracks.get("translate")
         t0 = time.perf_counter()
-        decoded = decode_with_fallback(backend, encoded, main.tokenizer, main.previous(settings), settings)
+        # Both tasks at the first temperature in one batch (timed as "transcribe"); the
+        # temperature fallback, when a task needs it, runs for that task alone.
+        firsts = decode_together(backend, encoded, [main, other], settings) if other is not None else None
+        decoded = decode_with_fallback(backend, encoded, main.tokenizer, main.previous(settings), settings,
+                                       first=firsts[0] if firsts else None)
         timings["transcribe"] += time.perf_counter() - t0
         result.no_speech_probs.append(float(decoded.no_speech_prob))
 
@@ -267,11 +297,10 @@ def run_windows(backend: Backend, mel: Any, content_frames: int, *, language: st
         pieces, consumed = split_segments(decoded.tokens, main.tokenizer.timestamp_begin, offset, size)
         main.add(pieces, decoded)
 
-        if "translate" in tracks:
-            other = tracks["translate"]
+        if other is not None:
             t0 = time.perf_counter()
             translated = decode_with_fallback(backend, encoded, other.tokenizer, other.previous(settings),
-                                              settings)
+                                              settings, first=firsts[1] if firsts else None)
             timings["translate"] += time.perf_counter() - t0
             t_pieces, _ = split_segments(translated.tokens, other.tokenizer.timestamp_begin, offset, size)
             if consumed < size:
