@@ -803,13 +803,14 @@ def _overlap_rows(case: Case, m: Measured, cfg: Config, dictation: Dictation,
         return []
     speech_key = "openai-one-pass" if cuda or "faster-one-pass" not in m.speech else "faster-one-pass"
     speech = m.speech[speech_key]
-    chunk_s = 2.0
-    # Streaming: after the last word only the last chunk is left: one encoder pass over the
-    # window and the decode of that chunk's tokens (both tasks).
-    left_asr = speech["encode_s"] + speech["decode_s"] * chunk_s / dictation.seconds
+    # Streaming: every ``chunk_s`` (or as fast as the encoder allows) the window so far is encoded
+    # again and the new words decoded; after the last word one encoder pass and the decode of the
+    # last chunk's tokens (both tasks) are left.
+    chunk_s = max(2.0, speech["encode_s"])
+    per_chunk = speech["encode_s"] + speech["decode_s"] * chunk_s / dictation.seconds
+    left_asr = per_chunk
     asr_saved = max(0.0, speech["median_s"] - left_asr)
-    # Encoder passes while speaking (one per chunk) take this share of the machine.
-    busy = min(1.0, speech["encode_s"] * (dictation.seconds / chunk_s) / dictation.seconds)
+    busy = min(1.0, per_chunk / chunk_s)  # share of the machine the streaming ASR takes while dictating
     known_at = dictation.class_spoken_at_s + chunk_s + left_asr
     window = max(0.0, dictation.seconds - known_at) * (1.0 - busy)
     parts = current["parts_s"]
@@ -820,7 +821,7 @@ def _overlap_rows(case: Case, m: Measured, cfg: Config, dictation: Dictation,
     return [row("pipeline", f"{'GPU' if cuda else 'CPU'} settings + overlap (NOT BUILT)",
                 unit=f"{case.spec.name} volume", median_s=total, kind="estimated",
                 ratio=ratio(current["seconds"], total), vs="same settings without overlap",
-                note=(f"streaming ASR in {chunk_s:.0f} s chunks saves {asr_saved:.1f} s; detection from "
+                note=(f"streaming ASR every {chunk_s:.1f} s saves {asr_saved:.1f} s; detection from "
                       f"{known_at:.1f} s (class said at {dictation.class_spoken_at_s:.1f} s) hides "
                       f"{detect_saved:.1f} s; machine {busy:.0%} busy with ASR while dictating"))]
 
@@ -848,6 +849,11 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         best = max(speech, key=lambda r: r["ratio"])
         out.append({"target": "speech >= 3x openai-whisper twice, same model size",
                     "value": f"{best['ratio']:.1f}x ({best['name']})", "met": best["ratio"] >= 3})
+    # The speech stage's own benchmark, per Whisper size (CPU seconds on a CPU; language given).
+    for r in rows:
+        if r.get("stage") == "asr" and "one encoder pass" in r.get("name", "") and r.get("ratio"):
+            out.append({"target": "  speech, asr stage", "value": f"{r['ratio']:.1f}x ({r['name']})",
+                        "met": r["ratio"] >= 3})
     if f"{big}/gpu" in summary:
         measured = summary.get(f"{big}/ours/measured")
         found = [("measured end to end, openai-whisper", measured)] if measured else []
