@@ -128,6 +128,36 @@ def test_location_prior_keeps_the_dictated_side(geometry, litemedsam_pipeline):
     assert result.report["search"]["glioma"]["detector_slices"] < phantom.volume.array.shape[0] * 0.75
 
 
+def test_batch_default_is_one_slice_on_a_cpu_and_batching_does_not_change_the_result(litemedsam_pipeline):
+    phantom = make_phantom([LesionSpec(kind="glioma", radius_mm=10.0, side="left")], spacing=(4.0, 4.0, 4.0), seed=2)
+    segmenter = litemedsam_pipeline.segmenter
+    seen: dict[str, list[int]] = {"detect": [], "segment": []}
+
+    class Recording(TruthDetector):
+        def detect(self, images, caption, box_threshold=None, text_threshold=None):
+            seen["detect"].append(len(images))
+            return super().detect(images, caption, box_threshold, text_threshold)
+
+    class RecordingSegmenter:
+        def segment_many(self, images, boxes, batch_size=4, **kwargs):
+            seen["segment"].append(batch_size)
+            return segmenter.segment_many(images, boxes, batch_size=batch_size, **kwargs)
+
+    masks = {}
+    for batch_size in (None, 4):
+        pipe = Pipeline(PipelineOptions(segmenter="litemedsam", device="cpu", batch_size=batch_size))
+        pipe._detector = Recording(pipe, phantom.volume, phantom.instances)
+        pipe._segmenter = RecordingSegmenter()
+        seen["detect"].clear()
+        seen["segment"].clear()
+        masks[batch_size] = pipe.segment(phantom.volume, ["glioma"]).segmentation.mask("glioma")
+        if batch_size is None:
+            assert pipe.batch == 1 and set(seen["detect"]) == {1} and set(seen["segment"]) == {1}
+        else:
+            assert pipe.batch == 4 and max(seen["detect"]) == 4 and set(seen["segment"]) == {4}
+    assert masks[None].sum() > 0 and dice(masks[None], masks[4]) > 0.99
+
+
 def test_cancel_raises_and_nothing_is_returned(litemedsam_pipeline):
     phantom = make_phantom([LesionSpec(kind="glioma", radius_mm=10.0, side="left")], spacing=(3.0, 3.0, 3.0))
     token = CancelToken()

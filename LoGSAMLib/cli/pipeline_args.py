@@ -40,7 +40,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="coarse-to-fine slice search (default) or every slice")
     group.add_argument("--coarse-step-mm", type=float, default=6.0,
                        help="distance between slices of the coarse pass (default 6 mm)")
-    group.add_argument("--batch-size", type=int, default=4)
+    group.add_argument("--batch-size", type=int, default=None,
+                       help="slices per detector/segmenter call (default: 4 on a GPU, 1 on a CPU, where "
+                            "batches are no faster)")
     group.add_argument("--no-location-prior", action="store_true",
                        help="keep detections on both sides even when the dictation names one")
 
