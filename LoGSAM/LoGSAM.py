@@ -920,7 +920,7 @@ def _formatSize(size: int | None) -> str:
 
 # Option fields a loaded pipeline can change without reloading any model.
 _LIGHT_OPTIONS = {"plane", "box_threshold", "text_threshold", "language", "search", "coarse_step_mm",
-                  "batch_size", "location_prior", "min_track_slices"}
+                  "batch_size", "location_prior", "min_track_slices", "detector_size", "detect_every"}
 
 
 class LoGSAMLogic(ScriptedLoadableModuleLogic):

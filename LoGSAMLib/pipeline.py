@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import SUPPORTED_CLASSES, __version__
+from .detection.groundingdino import SHORT_SIDE as TRAINED_DETECTOR_SIZE
 from .errors import InputError
 from .progress import CancelToken, ProgressCallback, no_progress
 from .search import Track, build_tracks, coarse_to_fine_search, dense_search, step_for_spacing
@@ -46,6 +47,9 @@ class PipelineOptions:
     search: str = "coarse"  # "coarse" (coarse-to-fine) | "dense" (every slice)
     coarse_step_mm: float = 6.0
     batch_size: int | None = None  # slices per model call; None: 4 on a GPU, 1 on a CPU (see batch)
+    # Accuracy-changing speed options, never defaults (see benchmarks/README.md):
+    detector_size: int | None = None  # detector input's shorter side in px; None: 800, as trained
+    detect_every: int = 1  # detect on every Nth slice only; boxes on the slices between are interpolated
     location_prior: bool = True  # keep boxes on the dictated side only
     min_track_slices: int = 2
 
@@ -62,12 +66,33 @@ class Pipeline:
         self.options = options or PipelineOptions()
         if self.options.plane not in PLANES:
             raise InputError(f"Unknown plane {self.options.plane!r}; use one of {', '.join(PLANES)}.")
-        if self.options.search not in ("coarse", "dense"):
-            raise InputError(f"Unknown search {self.options.search!r}; use 'coarse' or 'dense'.")
+        self._check_options()
         self._device: Any = None
         self._transcriber: Any = None
         self._detector: Any = None
         self._segmenter: Any = None
+
+    def _check_options(self) -> None:
+        options = self.options
+        if options.search not in ("coarse", "dense"):
+            raise InputError(f"Unknown search {options.search!r}; use 'coarse' or 'dense'.")
+        if options.detector_size is not None and not 128 <= options.detector_size <= 1333:
+            raise InputError(f"Detector size {options.detector_size} px is out of range; use 128-1333 "
+                             f"(the detector was trained at {TRAINED_DETECTOR_SIZE}).")
+        if options.detect_every < 1:
+            raise InputError(f"detect_every must be 1 or more, not {options.detect_every}.")
+
+    def accuracy_warnings(self) -> list[str]:
+        """The chosen options that trade accuracy for speed, in words for the report and the user."""
+        out = []
+        size = self.options.detector_size
+        if size is not None and size != TRAINED_DETECTOR_SIZE:
+            out.append(f"Speed option: the detector ran at {size} px instead of the {TRAINED_DETECTOR_SIZE} px "
+                       "it was trained at; small lesions may be missed.")
+        if self.options.detect_every > 1:
+            out.append(f"Speed option: the detector ran on every {self.options.detect_every}. slice only; the "
+                       "boxes on the slices between were interpolated.")
+        return out
 
     # ------------------------------------------------------------------ models (lazy)
 
@@ -174,12 +199,15 @@ class Pipeline:
         if not classes:
             raise InputError("No tumor class to segment: the dictation affirms none of "
                              f"{', '.join(SUPPORTED_CLASSES)}. Correct the text or pick a class.")
+        self._check_options()
         timings: dict[str, float] = {}
         frame = _SliceFrame.build(volume, self.options.plane)
         captions = _captions(classes, findings)
         tracks: dict[str, list[Track]] = {}
         search_stats: dict[str, Any] = {}
-        warnings: list[str] = []
+        warnings: list[str] = self.accuracy_warnings()
+        if hasattr(self.detector, "short_side"):
+            self.detector.short_side = self.options.detector_size or TRAINED_DETECTOR_SIZE
 
         started = time.perf_counter()
         for number, label in enumerate(classes):
@@ -188,14 +216,16 @@ class Pipeline:
                 progress("detect", (n + fraction) / len(classes), f"{name}: {message}")
 
             detect_fn = self._detect_fn(frame, captions[label], label)
+            every = self.options.detect_every
+            candidates = frame.candidates[::every]
             if self.options.search == "dense":
-                result = dense_search(frame.candidates, detect_fn, self.batch,
-                                      stage_progress, cancel)
+                result = dense_search(candidates, detect_fn, self.batch, stage_progress, cancel)
             else:
-                step = step_for_spacing(frame.slice_spacing, self.options.coarse_step_mm)
-                result = coarse_to_fine_search(frame.candidates, detect_fn, step, self.batch,
+                step = step_for_spacing(frame.slice_spacing * every, self.options.coarse_step_mm)
+                result = coarse_to_fine_search(candidates, detect_fn, step, self.batch,
                                                progress=stage_progress, cancel=cancel)
-            found = build_tracks(result.detections, min_slices=self.options.min_track_slices)
+            # One missed detection inside a lesion is bridged, whatever the detection stride.
+            found = build_tracks(result.detections, max_gap=2 * every - 1, min_slices=self.options.min_track_slices)
             side = findings.side_for(label) if (findings and self.options.location_prior) else None
             if side in ("left", "right"):
                 kept = [t for t in found if frame.side_of(t) in (side, "midline")]

@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from LoGSAMLib.cli import main
-from LoGSAMLib.errors import Cancelled
+from LoGSAMLib.errors import Cancelled, InputError
 from LoGSAMLib.pipeline import Pipeline, PipelineOptions
 from LoGSAMLib.progress import CancelToken
 from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom, oblique_direction
@@ -156,6 +156,49 @@ def test_batch_default_is_one_slice_on_a_cpu_and_batching_does_not_change_the_re
         else:
             assert pipe.batch == 4 and max(seen["detect"]) == 4 and set(seen["segment"]) == {4}
     assert masks[None].sum() > 0 and dice(masks[None], masks[4]) > 0.99
+
+
+def test_speed_options_detect_every_other_slice_at_a_lower_size_and_say_so(litemedsam_pipeline):
+    phantom = make_phantom([LesionSpec(kind="glioma", radius_mm=12.0, side="left")], spacing=(3.0, 3.0, 2.0), seed=3)
+    sizes: list[int] = []
+    shown: list[int] = []
+
+    class Recording(TruthDetector):
+        short_side = 800
+
+        def detect(self, images, caption, box_threshold=None, text_threshold=None):
+            sizes.append(self.short_side)
+            shown.extend(self.index[hashlib.sha1(np.ascontiguousarray(i).tobytes()).digest()] for i in images)
+            return super().detect(images, caption, box_threshold, text_threshold)
+
+    def run(**options):
+        pipe = Pipeline(PipelineOptions(segmenter="litemedsam", device="cpu", search="dense", **options))
+        detector = Recording(pipe, phantom.volume, phantom.instances)
+        detector.index = {hashlib.sha1(detector.frame.display_image(s).tobytes()).digest(): s
+                          for s in detector.frame.candidates}
+        pipe._detector, pipe._segmenter = detector, litemedsam_pipeline.segmenter
+        sizes.clear()
+        shown.clear()
+        result = pipe.segment(phantom.volume, ["glioma"])
+        return result, detector.frame.candidates
+
+    full, candidates = run()
+    assert set(sizes) == {800} and sorted(shown) == candidates
+    assert not any("Speed option" in w for w in full.report["warnings"])
+
+    fast, _ = run(detector_size=512, detect_every=2)
+    assert set(sizes) == {512} and sorted(shown) == candidates[::2]
+    warnings = " ".join(fast.report["warnings"])
+    assert "512 px" in warnings and "every 2. slice" in warnings
+    assert fast.report["options"]["detect_every"] == 2
+    # The skipped slices inside the lesion got interpolated boxes and were segmented.
+    truth = phantom.mask.array > 0
+    assert dice(fast.segmentation.mask("glioma"), full.segmentation.mask("glioma")) > 0.85
+    assert dice(fast.segmentation.mask("glioma"), truth) > 0.7
+
+    for bad in (dict(detector_size=32), dict(detect_every=0)):
+        with pytest.raises(InputError):
+            Pipeline(PipelineOptions(**bad))
 
 
 def test_cancel_raises_and_nothing_is_returned(litemedsam_pipeline):

@@ -160,20 +160,17 @@ def plan(case: Case, strategy: str, batch: int) -> Plan:
         batches.append(len(indices))
         return {s: case.truth[s] for s in indices}
 
-    step = step_for_spacing(case.frame.slice_spacing, COARSE_STEP_MM)
     candidates = list(case.frame.candidates)
     if strategy == "reference":
         result = dense_search(list(range(case.slices)), detect, batch_size=1)
         hits = sorted(s for s, boxes in result.detections.items() if boxes)
         tracks = build_tracks(result.detections)
         return Plan(strategy, batches, [1] * len(hits), [(t.first, t.last) for t in tracks])
-    if strategy == "coarse":
-        result = coarse_to_fine_search(candidates, detect, step, batch)
-    elif strategy == "coarse-skip2":
-        result = coarse_to_fine_search(candidates[::2], detect, max(1, step // 2), batch)
-    else:
-        raise ValueError(strategy)
-    tracks = build_tracks(result.detections, max_gap=1, min_slices=2)
+    # As Pipeline.segment does it, with PipelineOptions(detect_every=1 or 2).
+    every = {"coarse": 1, "coarse-skip2": 2}[strategy]
+    step = step_for_spacing(case.frame.slice_spacing * every, COARSE_STEP_MM)
+    result = coarse_to_fine_search(candidates[::every], detect, step, batch)
+    tracks = build_tracks(result.detections, max_gap=2 * every - 1, min_slices=2)
     slices = sorted({s for t in tracks for s in t.boxes})
     segment = [min(batch, len(slices) - i) for i in range(0, len(slices), batch)]
     return Plan(strategy, batches, segment, [(t.first, t.last) for t in tracks])

@@ -123,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     log(f"{'quick' if args.quick else 'full'} run on {device}: {machine['cpu']}, {machine['cores_usable']} cores, "
         f"torch {machine.get('torch')} ({machine.get('torch_threads')} threads), load {machine['load_average_1_5_15']}")
-    # The whole pipeline runs first (the longest and the one the targets are about); the table
-    # shows the stages in their usual order.
-    order = sorted(stages, key=lambda s: (s != "pipeline", STAGES.index(s)))
+    # The whole pipeline runs first (the longest and the one the targets are about) and speech
+    # last: the large Whisper models leave the process holding ~15 GB of freed heap, which
+    # would starve MedSAM at batch 4. The table shows the stages in their usual order.
+    first_last = {"pipeline": 0, "asr": 2}
+    order = sorted(stages, key=lambda s: (first_last.get(s, 1), STAGES.index(s)))
     results = {stage: run_stage(stage, args.quick, device) for stage in order}
     rows = [r for stage in stages for r in results[stage]]
     elapsed = time.time() - started
