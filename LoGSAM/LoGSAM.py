@@ -73,6 +73,7 @@ WHISPER_MODELS = ("auto", "whisper-large-v3", "whisper-large-v3-turbo", "whisper
 LANGUAGES = ("auto", "en", "de", "fr", "es", "it", "nl", "pt", "pl", "tr", "zh", "ja", "ar")
 EXPORT_FORMATS = (".nii.gz", ".nii", ".nrrd", ".seg.nrrd")
 MAX_RECORDING_SECONDS = 300.0
+LIVE_FEED_SECONDS = 0.5  # how often the recording so far is handed to live transcription
 TORCH_REQUIREMENT = ">=2.1"
 # Slicer's own brain tumor samples (same URLs and checksums as Slicer's SampleData module).
 SAMPLE_DATA = (
@@ -250,6 +251,8 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._jobKind = ""
         self._jobProgressBar = None
         self._recorder = None
+        self._live = None  # LoGSAMLib.asr.LiveTranscriber while recording
+        self._liveFedAt = 0.0
         self._findings: Findings | None = None
         self._reviewedText: str | None = None  # the English text self._findings was computed from
         self._reviewNotes = ""
@@ -325,6 +328,7 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             except Exception:  # the stream may already be gone at shutdown
                 logging.debug("LoGSAM: recorder stop at cleanup failed", exc_info=True)
             self._recorder = None
+        self._closeLive()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -585,6 +589,7 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             recorder = Recorder(device=device, max_seconds=MAX_RECORDING_SECONDS)
             recorder.start()
             self._recorder = recorder
+            self._live = self._startLive()
             self._recordTimer.start()
             self.ui.dictationStatusLabel.text = _("Recording… press Stop when done.")
         self._updateButtons()
@@ -595,10 +600,39 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._recordTimer.stop()
             return
         self.ui.levelBar.value = self._levelPercent(recorder)
+        self._feedLive(recorder)
         seconds = float(recorder.elapsed)
         self.ui.elapsedLabel.text = f"{int(seconds // 60)}:{int(seconds % 60):02d}"
         if seconds >= MAX_RECORDING_SECONDS or not getattr(recorder, "recording", True):
             self.onStopRecording()  # the recorder stops by itself at its maximum length
+
+    def _startLive(self):
+        """Load Whisper while the radiologist speaks and, on a GPU, transcribe as they go."""
+        try:
+            from LoGSAMLib.asr import LiveTranscriber
+
+            pipeline = self.logic.pipeline(self.logic.pipelineOptions(self._parameterNode))
+            return LiveTranscriber(lambda: pipeline.transcriber, language=pipeline.options.language,
+                                   passes_on_cpu=False)
+        except Exception:  # live transcription is a convenience: recording goes on without it
+            logging.warning("LoGSAM: live transcription unavailable", exc_info=True)
+            return None
+
+    def _feedLive(self, recorder) -> None:
+        live = self._live
+        if live is None or time.monotonic() - self._liveFedAt < LIVE_FEED_SECONDS:
+            return
+        self._liveFedAt = time.monotonic()
+        live.update(recorder.snapshot())
+        if live.partial is not None:
+            heard = live.partial.english
+            self.ui.dictationStatusLabel.text = _("Recording… heard so far: {text}").format(
+                text=heard if len(heard) <= 120 else "…" + heard[-119:])
+
+    def _closeLive(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.close()
 
     @staticmethod
     def _levelPercent(recorder) -> int:
@@ -615,13 +649,16 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if recorder is None:
             return
         audio = None
+        live, self._live = self._live, None
         with slicer.util.tryWithErrorDisplay(_("Recording failed."), waitCursor=True):
             audio = recorder.stop()
         self._updateButtons()
         if audio is not None:
             self.ui.dictationStatusLabel.text = _("Recorded {seconds:.1f} s; transcribing…").format(
                 seconds=len(audio) / 16000.0)
-            self._transcribe(audio)
+            self._transcribe(audio, live)
+        elif live is not None:
+            live.close()
 
     def onLoadAudio(self) -> None:
         path = qt.QFileDialog.getOpenFileName(
@@ -632,13 +669,16 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.dictationStatusLabel.text = _("Transcribing {name}…").format(name=os.path.basename(path))
         self._transcribe(path)
 
-    def _transcribe(self, audio) -> None:
+    def _transcribe(self, audio, live=None) -> None:
         if not self._ensureDependencies():
             return
         pipeline = self.logic.pipeline(self.logic.pipelineOptions(self._parameterNode))
 
         def work(progress, cancel):
-            transcript = pipeline.transcribe(audio, progress=progress, cancel=cancel)
+            if live is not None:  # the final pass, or none when the live one already heard everything
+                transcript = live.finish(audio, progress=progress, cancel=cancel)
+            else:
+                transcript = pipeline.transcribe(audio, progress=progress, cancel=cancel)
             cancel.check()
             progress("nlp", 0.0, "")
             return transcript, pipeline.extract(transcript.english)

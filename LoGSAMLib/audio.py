@@ -321,6 +321,12 @@ class Recorder:
             audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
         return resample(audio, self._device_rate, self.samplerate)
 
+    def snapshot(self) -> np.ndarray:
+        """Everything recorded so far as 16 kHz mono float32, while recording goes on."""
+        with self._lock:
+            audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
+        return resample(audio, self._device_rate, self.samplerate)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the recording has ended (maximum length reached, or stopped): True;
         False when ``timeout`` passes first."""

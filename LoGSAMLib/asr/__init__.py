@@ -5,6 +5,7 @@ backends share that loop: openai-whisper (PyTorch, the official checkpoints) and
 faster-whisper's CTranslate2 format (int8 on CPU). Heavy imports happen on first use.
 """
 
+from .live import LiveTranscriber
 from .transcriber import (
     BACKENDS,
     Transcriber,
@@ -15,5 +16,5 @@ from .transcriber import (
 )
 from .windows import DecodeSettings
 
-__all__ = ["BACKENDS", "DecodeSettings", "Transcriber", "can_translate", "default_asr_model",
+__all__ = ["BACKENDS", "DecodeSettings", "LiveTranscriber", "Transcriber", "can_translate", "default_asr_model",
            "load_transcriber", "whisper_name"]

@@ -2,7 +2,9 @@
 
 ``python -m LoGSAMLib.testing.demo_data DIR`` writes ``DIR/sample_t1.nii.gz`` (MNI152 T1
 with a left frontal glioma-like lesion), ``DIR/sample_truth.nii.gz`` (its mask),
-``DIR/dictation_de.wav`` (espeak-ng) and ``DIR/dictation_de.txt``.
+``DIR/dictation_de.wav`` (espeak-ng), ``DIR/dictation_de.txt`` and its English translation
+``DIR/dictation_en.txt`` (for a run on text, e.g. with the tiny test models, whose random
+Whisper cannot understand speech).
 ``--models`` prints the model ids the default pipeline needs on this machine.
 """
 
@@ -14,6 +16,10 @@ from pathlib import Path
 DICTATION_DE = (
     "Große, randständig kontrastmittelaufnehmende Raumforderung links frontal, "
     "vereinbar mit einem Glioblastom. Kein Anhalt für ein Meningeom."
+)
+DICTATION_EN = (
+    "Large, rim-enhancing mass in the left frontal lobe, consistent with a glioblastoma. "
+    "No evidence of a meningioma."
 )
 
 
@@ -30,11 +36,13 @@ def write_demo_inputs(directory: Path) -> dict[str, Path]:
         "truth": directory / "sample_truth.nii.gz",
         "audio": directory / "dictation_de.wav",
         "text": directory / "dictation_de.txt",
+        "text_en": directory / "dictation_en.txt",
     }
     write_volume(phantom.volume, paths["image"])
     write_volume(phantom.mask, paths["truth"])
     speak(DICTATION_DE, paths["audio"], voice="de")
     paths["text"].write_text(DICTATION_DE + "\n", encoding="utf-8")
+    paths["text_en"].write_text(DICTATION_EN + "\n", encoding="utf-8")
     return paths
 
 
