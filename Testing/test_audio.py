@@ -187,9 +187,10 @@ def test_recorder_captures_a_known_tone_from_the_default_device(alsa_env, tmp_pa
     assert meter["reached_max"] and meter["elapsed"] == pytest.approx(1.5)
     assert not meter["recording_after_max"] and not meter["recording_after_stop"]
     assert dominant_frequency(audio) == pytest.approx(440.0, abs=2.0)
-    # A snapshot taken while recording is the beginning of the final recording.
+    # A snapshot taken while recording is the beginning of the final recording (this file-backed
+    # device delivers faster than real time, so it may already hold all of it).
     snapshot = np.load(tmp_path / "default_snapshot.npy")
-    assert 0 < snapshot.size < audio.size and np.array_equal(snapshot, audio[:snapshot.size])
+    assert 0 < snapshot.size <= audio.size and np.array_equal(snapshot, audio[:snapshot.size])
     assert np.sqrt(np.mean(audio**2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.03)
     assert meter["level"] == pytest.approx(0.3, abs=0.01)
     assert meter["level_db"] == pytest.approx(20 * np.log10(0.3 / np.sqrt(2)), abs=0.5)
