@@ -632,7 +632,7 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _closeLive(self) -> None:
         live, self._live = self._live, None
         if live is not None:
-            live.close()
+            live.close(wait=False)  # never block the GUI on a Whisper load or pass
 
     @staticmethod
     def _levelPercent(recorder) -> int:
@@ -658,7 +658,7 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 seconds=len(audio) / 16000.0)
             self._transcribe(audio, live)
         elif live is not None:
-            live.close()
+            live.close(wait=False)
 
     def onLoadAudio(self) -> None:
         path = qt.QFileDialog.getOpenFileName(
@@ -671,6 +671,8 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _transcribe(self, audio, live=None) -> None:
         if not self._ensureDependencies():
+            if live is not None:
+                live.close(wait=False)
             return
         pipeline = self.logic.pipeline(self.logic.pipelineOptions(self._parameterNode))
 

@@ -133,3 +133,22 @@ def test_covers_judges_the_tail_by_voice_activity(speech):
     assert LiveTranscriber.covers(recording, len(recording))
     assert not LiveTranscriber.covers(recording, end_of_speech - SR)
     assert not LiveTranscriber.covers(recording, 0)
+
+
+def test_close_without_waiting_returns_while_the_model_loads_and_a_load_error_reaches_finish():
+    release = threading.Event()
+
+    def slow_failing_load():
+        release.wait(10)
+        raise RuntimeError("Whisper checkpoint missing")
+
+    live = LiveTranscriber(slow_failing_load)
+    live.update(np.zeros(SR, np.float32))
+    started = time.monotonic()
+    live.close(wait=False)  # e.g. Slicer closing during the model load
+    assert time.monotonic() - started < 1.0
+    release.set()
+    live._worker.join(10)
+    assert not live._worker.is_alive() and live.passes == 0 and isinstance(live.error, RuntimeError)
+    with pytest.raises(RuntimeError, match="checkpoint missing"):  # finish() loads again and reports it
+        live.finish(np.zeros(SR, np.float32))

@@ -139,10 +139,14 @@ class LiveTranscriber:
         frame = max(16, int(SAMPLE_RATE * VAD_FRAME_SECONDS))
         return not active[covered // frame:].any()
 
-    def close(self) -> None:
-        """Stop starting passes and wait for the one in flight (if any)."""
+    def close(self, wait: bool = True) -> None:
+        """Stop starting passes; with ``wait``, wait for the pass (or model load) in flight.
+
+        ``wait=False`` when the result no longer matters (a recording thrown away, the
+        application closing): the worker is a daemon thread and ends with its pass.
+        """
         self._stopping.set()
         self._wake.set()
         worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
+        if wait and worker is not None and worker is not threading.current_thread():
             worker.join()
