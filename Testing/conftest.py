@@ -34,3 +34,22 @@ def empty_home(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("LOGSAM_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread (tiny models decode fastest single-threaded; the CPUs are shared)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def german_speech():
+    """The sample German dictation, spoken by espeak-ng (16 kHz mono float32)."""
+    from LoGSAMLib.testing.speech import DICTATIONS, speak
+
+    return speak(DICTATIONS["de"], voice="de")

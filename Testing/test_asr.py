@@ -24,22 +24,12 @@ SR = 16000
 FAST = DecodeSettings(temperatures=(0.0,), sample_len=24)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models decode fastest single-threaded (and the CPUs are shared)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def german() -> np.ndarray:
-    from LoGSAMLib.testing.speech import DICTATIONS, speak
-
-    return speak(DICTATIONS["de"], voice="de")
+def german(german_speech) -> np.ndarray:
+    return german_speech
 
 
 @pytest.fixture(scope="module")

@@ -19,21 +19,12 @@ SR = 16000
 FAST = DecodeSettings(temperatures=(0.0,), sample_len=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def speech() -> np.ndarray:
-    from LoGSAMLib.testing.speech import DICTATIONS, speak
-
-    return speak(DICTATIONS["de"], voice="de")
+def speech(german_speech) -> np.ndarray:
+    return german_speech
 
 
 def silence(seconds: float, seed: int = 0) -> np.ndarray:

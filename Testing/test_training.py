@@ -29,13 +29,7 @@ CLASSES = ["glioma", "meningioma", "pituitary"]
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, two threads mostly wait for each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # A small Grounding DINO (every module kind of Swin-T OGC; hidden size 256 as the original code
