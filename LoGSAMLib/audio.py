@@ -317,9 +317,7 @@ class Recorder:
                 stream.stop()
             finally:
                 stream.close()
-        with self._lock:
-            audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
-        return resample(audio, self._device_rate, self.samplerate)
+        return self.snapshot()
 
     def snapshot(self) -> np.ndarray:
         """Everything recorded so far as 16 kHz mono float32, while recording goes on."""

@@ -64,8 +64,6 @@ class PipelineResult:
 class Pipeline:
     def __init__(self, options: PipelineOptions | None = None) -> None:
         self.options = options or PipelineOptions()
-        if self.options.plane not in PLANES:
-            raise InputError(f"Unknown plane {self.options.plane!r}; use one of {', '.join(PLANES)}.")
         self._check_options()
         self._device: Any = None
         self._transcriber: Any = None
@@ -74,6 +72,8 @@ class Pipeline:
 
     def _check_options(self) -> None:
         options = self.options
+        if options.plane not in PLANES:
+            raise InputError(f"Unknown plane {options.plane!r}; use one of {', '.join(PLANES)}.")
         if options.search not in ("coarse", "dense"):
             raise InputError(f"Unknown search {options.search!r}; use 'coarse' or 'dense'.")
         if options.detector_size is not None and not 128 <= options.detector_size <= 1333:
@@ -114,9 +114,9 @@ class Pipeline:
     def batch(self) -> int:
         """Slices per detector and segmenter call.
 
-        Batches pay off on a GPU; on a CPU they do not (measured on 2 cores: Grounding DINO
-        9.0 s per slice at batch 1 vs 9.6 s at batch 4, LiteMedSAM 1.7 vs 2.2 s; MedSAM's
-        ViT-B also needs ~10 GB at batch 4), so the CPU default is 1.
+        Batches pay off on a GPU; on a CPU they do not (benchmarks/results/cpu.json, 2 cores:
+        Grounding DINO 8.1 s per slice at batch 1 vs 8.75 s at batch 4, LiteMedSAM 1.40 vs
+        2.09 s; MedSAM's ViT-B also needs ~10 GB at batch 4), so the CPU default is 1.
         """
         if self.options.batch_size is not None:
             return max(1, int(self.options.batch_size))
