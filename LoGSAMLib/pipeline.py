@@ -6,11 +6,17 @@ to create; each model loads on first use and stays loaded for the next run.
     pipe = Pipeline(PipelineOptions(segmenter="litemedsam"))
     transcript = pipe.transcribe("dictation.wav")
     findings = pipe.extract(transcript.english)      # show these to the user first
+    pipe.start_detection(volume, findings.affirmed, findings)  # optional: search while they read
     result = pipe.segment(volume, findings.affirmed, findings)
+
+Slice searches are kept by a key of everything they depend on (see early_detection), so a
+second ``segment`` of the same volume and prompt, or one after ``start_detection``, reuses them.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,9 +26,10 @@ import numpy as np
 
 from . import SUPPORTED_CLASSES, __version__
 from .detection.groundingdino import SHORT_SIDE as TRAINED_DETECTOR_SIZE
+from .early_detection import DetectionCache, DetectionKey, EarlyDetection, detection_settings, volume_fingerprint
 from .errors import InputError
 from .progress import CancelToken, ProgressCallback, no_progress
-from .search import Track, build_tracks, coarse_to_fine_search, dense_search, step_for_spacing
+from .search import SearchResult, Track, build_tracks, coarse_to_fine_search, dense_search, step_for_spacing
 from .types import Box, Findings, Segmentation, Transcript, Volume
 from .views import SliceView, slice_view
 
@@ -69,6 +76,10 @@ class Pipeline:
         self._transcriber: Any = None
         self._detector: Any = None
         self._segmenter: Any = None
+        self._detector_lock = threading.RLock()  # one detector call at a time (early detection runs in a thread)
+        self._detections = DetectionCache()
+        self._early: EarlyDetection | None = None
+        self._early_lock = threading.Lock()
 
     def _check_options(self) -> None:
         options = self.options
@@ -143,14 +154,15 @@ class Pipeline:
 
     @property
     def detector(self) -> Any:
-        if self._detector is None:
-            from .detection import load_detector
+        with self._detector_lock:  # loaded once, even when early detection asks for it at the same time
+            if self._detector is None:
+                from .detection import load_detector
 
-            self._detector = load_detector(
-                self.options.detector_model, adapter=self.options.adapter,
-                device=self.options.device, precision=self.options.precision,
-            )
-        return self._detector
+                self._detector = load_detector(
+                    self.options.detector_model, adapter=self.options.adapter,
+                    device=self.options.device, precision=self.options.precision,
+                )
+            return self._detector
 
     @property
     def segmenter(self) -> Any:
@@ -181,6 +193,53 @@ class Pipeline:
 
     # ------------------------------------------------------------------ segmentation
 
+    def start_detection(
+        self,
+        volume: Volume,
+        classes: list[str] | None = None,
+        findings: Findings | None = None,
+    ) -> EarlyDetection | None:
+        """Start the slice search for ``classes`` (default: the affirmed findings) in a background
+        thread and return at once; :meth:`segment` with the same volume, prompt and options then
+        waits for it instead of searching again. Call it once the findings are shown, so the
+        search overlaps the user's review. Speculative: unsupported classes are skipped, and
+        ``None`` is returned when there is nothing to search. A previous early detection for
+        other keys is cancelled.
+        """
+        classes = [c for c in (classes if classes is not None else (findings.affirmed if findings else []))
+                   if c in SUPPORTED_CLASSES]
+        if not classes:
+            return None
+        self._check_options()
+        options = copy.copy(self.options)  # later option edits (Slicer's light options) must not reach this run
+        keys = list(self._detection_keys(volume, classes, findings, options).values())
+        frames: dict[str, _SliceFrame] = {}
+
+        def search(key: DetectionKey, progress: ProgressCallback, cancel: CancelToken) -> SearchResult:
+            frame = frames.get(key.plane) or frames.setdefault(key.plane, _SliceFrame.build(volume, key.plane))
+            return self._search(frame, key.label, key.caption, options, progress, cancel)
+
+        with self._early_lock:
+            running = self._early
+            if running is not None and not running.stopped and running.wanted == frozenset(keys):
+                return running
+            if running is not None:
+                running.cancel()  # it stops at its next detector call; the detector lock orders the two
+            self._early = EarlyDetection(keys, search, self._detections).start()
+            return self._early
+
+    def cancel_detection(self) -> None:
+        """Stop a running early detection (its finished searches stay cached)."""
+        with self._early_lock:
+            if self._early is not None:
+                self._early.cancel()
+            self._early = None
+
+    def forget_detections(self) -> None:
+        """Drop the cached slice searches (the next ``segment`` runs the detector again)."""
+        self.cancel_detection()
+        self._detections.clear()
+
     def segment(
         self,
         volume: Volume,
@@ -200,33 +259,31 @@ class Pipeline:
             raise InputError("No tumor class to segment: the dictation affirms none of "
                              f"{', '.join(SUPPORTED_CLASSES)}. Correct the text or pick a class.")
         self._check_options()
+        options = copy.copy(self.options)
         timings: dict[str, float] = {}
-        frame = _SliceFrame.build(volume, self.options.plane)
-        captions = _captions(classes, findings)
+        started = time.perf_counter()
+        keys = self._detection_keys(volume, classes, findings, options)
+        self._join_early(list(keys.values()), progress, cancel)
+        frame = _SliceFrame.build(volume, options.plane)
         tracks: dict[str, list[Track]] = {}
         search_stats: dict[str, Any] = {}
         warnings: list[str] = self.accuracy_warnings()
-        if hasattr(self.detector, "short_side"):
-            self.detector.short_side = self.options.detector_size or TRAINED_DETECTOR_SIZE
 
-        started = time.perf_counter()
         for number, label in enumerate(classes):
             def stage_progress(stage: str, fraction: float, message: str = "", n: int = number,
                                name: str = label) -> None:
                 progress("detect", (n + fraction) / len(classes), f"{name}: {message}")
 
-            detect_fn = self._detect_fn(frame, captions[label], label)
-            every = self.options.detect_every
-            candidates = frame.candidates[::every]
-            if self.options.search == "dense":
-                result = dense_search(candidates, detect_fn, self.batch, stage_progress, cancel)
-            else:
-                step = step_for_spacing(frame.slice_spacing * every, self.options.coarse_step_mm)
-                result = coarse_to_fine_search(candidates, detect_fn, step, self.batch,
-                                               progress=stage_progress, cancel=cancel)
+            key = keys[label]
+            result = self._detections.get(key)
+            reused = result is not None
+            if result is None:
+                result = self._search(frame, label, key.caption, options, stage_progress, cancel)
+                self._detections.put(key, result)
+            every = options.detect_every
             # One missed detection inside a lesion is bridged, whatever the detection stride.
-            found = build_tracks(result.detections, max_gap=2 * every - 1, min_slices=self.options.min_track_slices)
-            side = findings.side_for(label) if (findings and self.options.location_prior) else None
+            found = build_tracks(result.detections, max_gap=2 * every - 1, min_slices=options.min_track_slices)
+            side = findings.side_for(label) if (findings and options.location_prior) else None
             if side in ("left", "right"):
                 kept = [t for t in found if frame.side_of(t) in (side, "midline")]
                 if len(kept) < len(found):
@@ -234,9 +291,10 @@ class Pipeline:
                                     f"were dropped because the dictation says {side}.")
                 found = kept
             tracks[label] = found
-            search_stats[label] = {"caption": captions[label], "detector_slices": result.calls,
+            search_stats[label] = {"caption": key.caption, "detector_slices": result.calls,
                                    "slices_with_boxes": sum(1 for b in result.detections.values() if b),
-                                   "candidates": len(frame.candidates), "lesions": len(found)}
+                                   "candidates": len(frame.candidates), "lesions": len(found),
+                                   "searched_earlier": reused}
             if not found:
                 warnings.append(f"No {label} was found by the detector.")
         timings["detect"] = time.perf_counter() - started
@@ -279,8 +337,9 @@ class Pipeline:
         from .prompts import caption_for
 
         image = np.asarray(image)
-        boxes = self.detector.detect([image], caption_for(label), self.options.box_threshold,
-                                     self.options.text_threshold)[0]
+        with self._detector_lock:
+            boxes = self.detector.detect([image], caption_for(label), self.options.box_threshold,
+                                         self.options.text_threshold)[0]
         mask = np.zeros(image.shape[:2], dtype=bool)
         if boxes:
             arr = np.array([b.as_array() for b in boxes])
@@ -289,11 +348,43 @@ class Pipeline:
 
     # ------------------------------------------------------------------ internals
 
-    def _detect_fn(self, frame: _SliceFrame, caption: str, label: str):
+    def _detection_keys(self, volume: Volume, classes: list[str], findings: Findings | None,
+                        options: PipelineOptions) -> dict[str, DetectionKey]:
+        fingerprint, settings = volume_fingerprint(volume), detection_settings(options)
+        return {label: DetectionKey(fingerprint, options.plane, label, caption, settings)
+                for label, caption in _captions(classes, findings).items()}
+
+    def _join_early(self, keys: list[DetectionKey], progress: ProgressCallback, cancel: CancelToken | None) -> None:
+        """Let a running early detection finish the keys wanted now (or stop it), then take over."""
+        with self._early_lock:
+            early, self._early = self._early, None
+        if early is None:
+            return
+        if early.covers(keys):
+            early.keep_only(keys)
+        else:
+            early.cancel()
+        early.wait(progress, cancel)
+
+    def _search(self, frame: _SliceFrame, label: str, caption: str, options: PipelineOptions,
+                progress: ProgressCallback, cancel: CancelToken | None) -> SearchResult:
+        """The slice search for one class: which slices hold its boxes."""
+        detect_fn = self._detect_fn(frame, caption, label, options)
+        every = options.detect_every
+        candidates = frame.candidates[::every]
+        if options.search == "dense":
+            return dense_search(candidates, detect_fn, self.batch, progress, cancel)
+        step = step_for_spacing(frame.slice_spacing * every, options.coarse_step_mm)
+        return coarse_to_fine_search(candidates, detect_fn, step, self.batch, progress=progress, cancel=cancel)
+
+    def _detect_fn(self, frame: _SliceFrame, caption: str, label: str, options: PipelineOptions):
         def detect(indices: list[int]) -> dict[int, list[Box]]:
             images = [frame.display_image(i) for i in indices]
-            found = self.detector.detect(images, caption, self.options.box_threshold,
-                                         self.options.text_threshold)
+            with self._detector_lock:
+                detector = self.detector
+                if hasattr(detector, "short_side"):
+                    detector.short_side = options.detector_size or TRAINED_DETECTOR_SIZE
+                found = detector.detect(images, caption, options.box_threshold, options.text_threshold)
             out: dict[int, list[Box]] = {}
             for index, boxes in zip(indices, found, strict=True):
                 out[index] = [_relabel(frame.view.box_from_display(b), label) for b in boxes]

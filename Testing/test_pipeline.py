@@ -15,7 +15,8 @@ from LoGSAMLib.errors import Cancelled, InputError
 from LoGSAMLib.pipeline import Pipeline, PipelineOptions
 from LoGSAMLib.progress import CancelToken
 from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom, oblique_direction
-from LoGSAMLib.types import Box, Volume
+from LoGSAMLib.testing.truth_detector import TruthDetector
+from LoGSAMLib.types import Volume
 from LoGSAMLib.volume import write_volume
 
 
@@ -63,34 +64,6 @@ def test_box_mode_with_litemedsam_reaches_dice_085_in_the_input_geometry(name, l
     stats = result.report["statistics"]["meningioma"]
     truth_ml = truth.sum() * np.prod(phantom.volume.spacing) / 1000.0
     assert stats["volume_ml"] == pytest.approx(truth_ml, rel=0.25)
-
-
-class TruthDetector:
-    """A detector double that reports the planted lesions' true boxes on the slice it is shown.
-
-    It recognises each display image by its bytes, so it sees exactly what the real detector
-    would see (orientation included) and answers in display coordinates.
-    """
-
-    def __init__(self, pipeline: Pipeline, volume: Volume, instances: Volume) -> None:
-        from LoGSAMLib.pipeline import _SliceFrame
-
-        frame = _SliceFrame.build(volume, pipeline.options.plane)
-        self.frame = frame
-        self.calls = 0
-        self.truth: dict[bytes, list[Box]] = {}
-        for s in range(volume.array.shape[frame.axis]):
-            shown = frame.display_image(s)
-            lesions = frame.view.to_display(np.take(instances.array, s, axis=frame.axis))
-            boxes = []
-            for value in np.unique(lesions[lesions > 0]):
-                rows, cols = np.nonzero(lesions == value)
-                boxes.append(Box(cols.min(), rows.min(), cols.max() + 1.0, rows.max() + 1.0, 0.9, "glioma"))
-            self.truth[hashlib.sha1(shown.tobytes()).digest()] = boxes
-
-    def detect(self, images, caption, box_threshold=None, text_threshold=None):
-        self.calls += len(images)
-        return [list(self.truth[hashlib.sha1(np.ascontiguousarray(i).tobytes()).digest()]) for i in images]
 
 
 @pytest.mark.parametrize("geometry", ["identity", "flipped-oblique"])
@@ -168,14 +141,12 @@ def test_speed_options_detect_every_other_slice_at_a_lower_size_and_say_so(litem
 
         def detect(self, images, caption, box_threshold=None, text_threshold=None):
             sizes.append(self.short_side)
-            shown.extend(self.index[hashlib.sha1(np.ascontiguousarray(i).tobytes()).digest()] for i in images)
+            shown.extend(self.slice_of(i) for i in images)
             return super().detect(images, caption, box_threshold, text_threshold)
 
     def run(**options):
         pipe = Pipeline(PipelineOptions(segmenter="litemedsam", device="cpu", search="dense", **options))
         detector = Recording(pipe, phantom.volume, phantom.instances)
-        detector.index = {hashlib.sha1(detector.frame.display_image(s).tobytes()).digest(): s
-                          for s in detector.frame.candidates}
         pipe._detector, pipe._segmenter = detector, litemedsam_pipeline.segmenter
         sizes.clear()
         shown.clear()

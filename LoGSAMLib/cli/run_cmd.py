@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     speech.add_argument("--asr-backend", choices=("auto", "openai", "faster"), default="auto")
     speech.add_argument("--language", default=None, help="spoken language, e.g. de (default: detect)")
     parser.add_argument("--confirm", action="store_true",
-                        help="show the transcript and findings and ask before segmenting")
+                        help="show the transcript and findings and ask before segmenting (the detector "
+                             "starts searching while you read; nothing is segmented without a yes)")
     add_model_options(parser)
     add_verbose(parser)
     parser.set_defaults(func=run)
@@ -69,10 +70,14 @@ def run(args: argparse.Namespace) -> int:
             _save_partial_report(args, report)
             info(args, "Nothing to segment. The dictation was kept in " + str(report_path(args)))
             return 3
-        if args.confirm and not _ask(f"Segment {', '.join(findings.affirmed)}? [y/N] "):
-            _save_partial_report(args, report)
-            info(args, "Not segmented. The dictation was kept in " + str(report_path(args)))
-            return 1
+        if args.confirm:
+            # The detector searches while the user reads; only a "yes" lets its boxes be used.
+            pipe.start_detection(volume, findings.affirmed, findings)
+            if not _ask(f"Segment {', '.join(findings.affirmed)}? [y/N] "):
+                pipe.cancel_detection()
+                _save_partial_report(args, report)
+                info(args, "Not segmented. The dictation was kept in " + str(report_path(args)))
+                return 1
         result = pipe.segment(volume, findings.affirmed, findings, progress=progress)
     finally:
         close()
