@@ -329,6 +329,8 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 logging.debug("LoGSAM: recorder stop at cleanup failed", exc_info=True)
             self._recorder = None
         self._closeLive()
+        if self.logic is not None:
+            self.logic.cancelEarlyDetection()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -355,6 +357,8 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         if self._job is not None:
             self._job.cancel()
+        if self.logic is not None:
+            self.logic.cancelEarlyDetection()
         self.setParameterNode(None)
         self._showFindings(None, None)
 
@@ -585,6 +589,7 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         index = self.ui.audioDeviceComboBox.itemData(self.ui.audioDeviceComboBox.currentIndex)
         device = None if index is None or int(index) < 0 else int(index)
+        self.logic.cancelEarlyDetection()  # the new dictation decides what to search
         with slicer.util.tryWithErrorDisplay(_("Recording could not start."), waitCursor=True):
             recorder = Recorder(device=device, max_seconds=MAX_RECORDING_SECONDS)
             recorder.start()
@@ -607,16 +612,28 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.onStopRecording()  # the recorder stops by itself at its maximum length
 
     def _startLive(self):
-        """Load Whisper while the radiologist speaks and, on a GPU, transcribe as they go."""
+        """Load Whisper while the radiologist speaks and, on a GPU, transcribe as they go; once a
+        pass names a tumor class, the detector starts searching the input volume for it."""
         try:
             from LoGSAMLib.asr import LiveTranscriber
 
             pipeline = self.logic.pipeline(self.logic.pipelineOptions(self._parameterNode))
             return LiveTranscriber(lambda: pipeline.transcriber, language=pipeline.options.language,
-                                   passes_on_cpu=False)
+                                   passes_on_cpu=False, on_partial=self._earlyDetectionForLive(pipeline))
         except Exception:  # live transcription is a convenience: recording goes on without it
             logging.warning("LoGSAM: live transcription unavailable", exc_info=True)
             return None
+
+    def _earlyDetectionForLive(self, pipeline):
+        p = self._parameterNode
+        if p is None or p.inputVolume is None:
+            return None
+        try:
+            volume = self.logic.volumeFromNode(p.inputVolume)  # main thread: reads MRML
+        except Exception:
+            logging.warning("LoGSAM: no early detection during this dictation", exc_info=True)
+            return None
+        return self.logic.earlyDetectionFromTranscripts(pipeline, volume)
 
     def _feedLive(self, recorder) -> None:
         live = self._live
@@ -666,6 +683,7 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             _("Audio files (*.wav *.flac *.mp3 *.ogg *.m4a *.webm);;All files (*)"))
         if not path or not self._ensureDependencies():
             return
+        self.logic.cancelEarlyDetection()
         self.ui.dictationStatusLabel.text = _("Transcribing {name}…").format(name=os.path.basename(path))
         self._transcribe(path)
 
@@ -750,6 +768,24 @@ class LoGSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.reviewMessageLabel.text = self._reviewNotes
         self.ui.reviewCollapsibleButton.collapsed = False
         self._updateButtons()
+        self._startEarlyDetection()
+
+    def _startEarlyDetection(self) -> None:
+        """Search the volume for the checked classes while the findings are read. Segment uses
+        the boxes only if text, classes, volume and settings are still the same; a convenience,
+        so a failure here is logged, not shown (Segment reports it)."""
+        p = self._parameterNode
+        classes = self._checkedClasses()
+        if p is None or p.inputVolume is None or not classes or self._job is not None:
+            return
+        try:
+            early = self.logic.startEarlyDetection(p.inputVolume, classes, self._findings,
+                                                   self.logic.pipelineOptions(p))
+        except Exception:
+            logging.warning("LoGSAM: early detection did not start", exc_info=True)
+            return
+        if early is not None:
+            self.ui.stageLabel.text = _("The detector is searching while you review; press Segment when ready.")
 
     # ------------------------------------------------------------------ segmentation
 
@@ -1019,12 +1055,41 @@ class LoGSAMLogic(ScriptedLoadableModuleLogic):
             if all(old.get(key) == value for key, value in new.items() if key not in _LIGHT_OPTIONS):
                 self._pipeline.options = options
                 return self._pipeline
+            self._pipeline.cancel_detection()  # the old models' search would only compete for the CPU
         self._pipeline = fresh
         return fresh
 
     def releaseModels(self) -> None:
         """Drop the loaded models (they load again on next use)."""
+        self.cancelEarlyDetection()
         self._pipeline = None
+
+    def startEarlyDetection(self, volumeNode, classes, findings=None, options=None):
+        """Start the detector's slice search for ``classes`` in the background and return at once
+        (``Pipeline.start_detection``); a later ``segment`` of the same volume and prompt uses it."""
+        if volumeNode is None or not classes:
+            return None
+        volume = self.volumeFromNode(volumeNode)
+        return self.pipeline(options).start_detection(volume, list(classes), findings)
+
+    def cancelEarlyDetection(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.cancel_detection()
+
+    @staticmethod
+    def earlyDetectionFromTranscripts(pipeline, volume):
+        """A live transcriber's ``on_partial``: each pass's affirmed classes start (or keep) the
+        background search. Runs in the transcriber's thread; a failure only loses the head start."""
+
+        def onPartial(transcript) -> None:
+            try:
+                findings = pipeline.extract(transcript.english)
+                if findings.affirmed:
+                    pipeline.start_detection(volume, findings.affirmed, findings)
+            except Exception:
+                logging.warning("LoGSAM: early detection from the live transcript failed", exc_info=True)
+
+        return onPartial
 
     def extract(self, text: str) -> "Findings":
         """The findings of an English dictation (spaCy + negspaCy; fast after the first call)."""

@@ -287,6 +287,72 @@ def test_pipeline_is_kept_when_only_light_options_change(logsam):
         logic.pipeline(PipelineOptions(plane="oblique"))
 
 
+def _pipeline_with_truth_detector(logic, options, phantom):
+    from LoGSAMLib.testing.truth_detector import TruthDetector
+
+    class Segmenter:  # the subject is the hand-over of the boxes; fill them
+        def segment_many(self, images, boxes, batch_size=1, **kwargs):
+            out = []
+            for image, slice_boxes in zip(images, boxes, strict=True):
+                masks = np.zeros((len(slice_boxes), *image.shape[:2]), dtype=bool)
+                for m, (x0, y0, x1, y1) in enumerate(np.asarray(slice_boxes).reshape(-1, 4).astype(int)):
+                    masks[m, y0:y1, x0:x1] = True
+                out.append(masks)
+            return out
+
+    pipeline = logic.pipeline(options)
+    pipeline._detector = TruthDetector(pipeline, phantom.volume, phantom.instances)
+    pipeline._segmenter = Segmenter()
+    return pipeline
+
+
+def test_logic_starts_detection_during_review_and_segment_uses_it(logsam, monkeypatch):
+    from LoGSAMLib.pipeline import PipelineOptions
+    from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom
+
+    phantom = make_phantom([LesionSpec(kind="glioma", radius_mm=12.0, side="left")], spacing=(4.0, 4.0, 4.0), seed=2)
+    logic = logsam.LoGSAMLogic()
+    monkeypatch.setattr(logic, "volumeFromNode", lambda node: phantom.volume)
+    options = PipelineOptions(segmenter="litemedsam", device="cpu")
+    pipeline = _pipeline_with_truth_detector(logic, options, phantom)
+    findings = pipeline.extract("Glioblastoma in the left hemisphere.")
+    assert logic.startEarlyDetection(None, ["glioma"], findings, options) is None  # no volume: nothing
+    early = logic.startEarlyDetection("the volume node", ["glioma"], findings, options)
+    early.wait()
+    calls = pipeline._detector.calls
+    assert calls > 0
+    result = logic.pipeline(options).segment(phantom.volume, ["glioma"], findings)
+    assert result.report["search"]["glioma"]["searched_earlier"] is True and pipeline._detector.calls == calls
+
+    # Heavy options change: the old pipeline's search is stopped, not left competing for the CPU.
+    early = logic.startEarlyDetection("the volume node", ["glioma"], pipeline.extract("Meningioma."), options)
+    logic.pipeline(PipelineOptions(segmenter="medsam", device="cpu"))
+    assert early is not None and early.stopped
+    early.wait()
+
+
+def test_live_transcripts_start_detection_once_a_class_is_affirmed(logsam):
+    from LoGSAMLib.pipeline import PipelineOptions
+    from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom
+    from LoGSAMLib.types import Transcript
+
+    phantom = make_phantom([LesionSpec(kind="glioma", radius_mm=12.0, side="left")], spacing=(4.0, 4.0, 4.0), seed=2)
+    logic = logsam.LoGSAMLogic()
+    pipeline = _pipeline_with_truth_detector(logic, PipelineOptions(segmenter="litemedsam", device="cpu"), phantom)
+    on_partial = logic.earlyDetectionFromTranscripts(pipeline, phantom.volume)
+    on_partial(Transcript("Kein Hinweis auf ein Gliom", "de", translation="No evidence of glioma"))
+    assert pipeline._early is None  # a negated class starts nothing
+    on_partial(Transcript("Großer Tumor links frontal, vereinbar mit einem Glioblastom", "de",
+                          translation="Large tumor on the left frontal, consistent with glioblastoma"))
+    early = pipeline._early
+    assert early is not None and [k.label for k in early.keys] == ["glioma"]
+    on_partial(Transcript("…", "de", translation="Large tumor on the left frontal, consistent with glioblastoma. "
+                                                  "No meningioma."))
+    assert pipeline._early is early  # the same prompt: the running search goes on
+    early.wait()
+    assert pipeline._detector.calls > 0
+
+
 def test_class_display_uses_the_engine_terminology(logsam):
     from LoGSAMLib import slicer_bridge
     from LoGSAMLib.outputs import CLASS_INFO
