@@ -1688,4 +1688,12 @@ class LoGSAMTest(ScriptedLoadableModuleTest):
         mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, "meningioma", node)
         fraction = np.count_nonzero(mask) / mask.size
         self.assertTrue(0 < fraction < 0.2, f"implausible tumor fraction {fraction:.3f}")
+        # Early detection in Slicer's Python: the search just made is found by its key, so a
+        # background start ends at once and the next segmentation runs no detector.
+        options = PipelineOptions(segmenter="litemedsam")
+        early = logic.startEarlyDetection(node, findings.affirmed, findings, options)
+        early.wait()
+        self.assertFalse(early.errors)
+        result = logic.pipeline(options).segment(logic.volumeFromNode(node), findings.affirmed, findings)
+        self.assertTrue(result.report["search"]["meningioma"]["searched_earlier"])
         self.delayDisplay("Inference passed")
