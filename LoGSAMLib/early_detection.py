@@ -118,7 +118,7 @@ class EarlyDetection:
     def __init__(self, keys: Iterable[DetectionKey], search: SearchFn, cache: DetectionCache) -> None:
         self.keys: tuple[DetectionKey, ...] = tuple(dict.fromkeys(keys))
         self.wanted: frozenset[DetectionKey] = frozenset(self.keys)
-        self._search = search
+        self._search: SearchFn | None = search
         self._cache = cache
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -162,6 +162,8 @@ class EarlyDetection:
             progress("detect", fraction, message)
 
     def _run(self) -> None:
+        search = self._search
+        assert search is not None, "an EarlyDetection runs once"
         try:
             for number, key in enumerate(self.keys):
                 if self.stopped:
@@ -173,10 +175,11 @@ class EarlyDetection:
                     self.progress = ((n + fraction) / len(self.keys), message)
 
                 try:
-                    self._cache.put(key, self._search(key, report, _WantedToken(self, key)))
+                    self._cache.put(key, search(key, report, _WantedToken(self, key)))
                 except Cancelled:
                     continue
                 except Exception as error:  # noqa: BLE001 - kept; Pipeline.segment searches again and reports it
                     self.errors[key] = error
         finally:
+            self._search = None  # let go of the volume and its slices
             self._done.set()

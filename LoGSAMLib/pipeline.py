@@ -221,7 +221,7 @@ class Pipeline:
 
         with self._early_lock:
             running = self._early
-            if running is not None and not running.stopped and running.wanted == frozenset(keys):
+            if running is not None and not (running.stopped or running.done) and running.wanted == frozenset(keys):
                 return running
             if running is not None:
                 running.cancel()  # it stops at its next detector call; the detector lock orders the two

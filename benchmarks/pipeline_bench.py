@@ -895,7 +895,8 @@ def _overlap_rows(case: Case, m: Measured, cfg: Config, dictation: Dictation,
     Live transcription's gain is measured (``time_live``). The detector starts either when a
     live pass first names the class (only where passes run: they stop when one takes over
     ``max_pass_seconds``) or when the findings are shown, and then has the rest of the dictation
-    (at the share of the machine the passes leave) plus the review (``Config.review_s``) to work.
+    (at the share of the machine the passes leave) plus the review (``Config.review_s``) to work;
+    the ASR left after Stop is not counted as detection time (both would share the machine).
     """
     cuda = cfg.device == "cuda"
     key = "gpu" if cuda else "cpu"
@@ -916,7 +917,9 @@ def _overlap_rows(case: Case, m: Measured, cfg: Config, dictation: Dictation,
         known_at = dictation.class_spoken_at_s + chunk_s
         dictating = max(0.0, dictation.seconds - known_at) * (1.0 - busy)
     parts = current["parts_s"]
-    detect_saved = min(parts["detect_s"], dictating + left_asr + cfg.review_s)
+    # After Stop the remaining ASR has the machine; the search gets the dictation (when passes
+    # run) and the review. Without passes it starts only once the findings are shown.
+    detect_saved = min(parts["detect_s"], dictating + cfg.review_s)
     total = current["seconds"] - asr_saved - detect_saved
     summary[f"{case.spec.name}/{key}+overlap"] = {"seconds": round(total, 3), "asr_saved_s": round(asr_saved, 3),
                                                   "detect_saved_s": round(detect_saved, 3)}
