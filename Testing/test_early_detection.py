@@ -64,6 +64,14 @@ class SlowDetector(TruthDetector):
                 self._inside -= 1
 
 
+def wait_for(condition, timeout_s: float = 10.0) -> None:
+    """Poll instead of sleeping a fixed time: a loaded machine must not make these tests flaky."""
+    deadline = time.perf_counter() + timeout_s
+    while not condition():
+        assert time.perf_counter() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 @pytest.fixture(scope="module")
 def phantom():
     return make_phantom([LesionSpec(kind="glioma", radius_mm=12.0, side="left", region="frontal")],
@@ -113,8 +121,8 @@ def test_segment_during_the_background_search_waits_for_it(phantom, findings, fr
     expected, calls = fresh
     pipe, detector = make_pipeline(phantom, seconds=0.05)
     pipe.start_detection(phantom.volume, findings.affirmed, findings)
-    time.sleep(0.12)
-    assert 0 < detector.calls < calls  # started, not finished
+    wait_for(lambda: detector.calls > 0)
+    assert detector.calls < calls  # started, not finished
     seen = []
     result = pipe.segment(phantom.volume, findings.affirmed, findings,
                           progress=lambda stage, fraction, message="": seen.append((stage, fraction)))
@@ -152,7 +160,7 @@ def test_another_class_volume_or_threshold_is_searched_afresh(phantom, findings,
     # A threshold changed while the background search runs: it is not used, and the new one is.
     pipe, detector = make_pipeline(phantom, seconds=0.05)
     early = pipe.start_detection(phantom.volume, ["glioma"], findings)
-    time.sleep(0.12)
+    wait_for(lambda: detector.thresholds)
     pipe.options.box_threshold = 0.5
     result = pipe.segment(phantom.volume, ["glioma"], findings)
     assert early.stopped and early.done
@@ -165,7 +173,7 @@ def test_another_class_volume_or_threshold_is_searched_afresh(phantom, findings,
 def test_a_class_unticked_during_review_is_dropped_from_the_background_search(phantom, findings):
     pipe, detector = make_pipeline(phantom, seconds=0.05)
     pipe.start_detection(phantom.volume, ["glioma", "meningioma"], findings)
-    time.sleep(0.12)
+    wait_for(lambda: detector.calls > 0)
     result = pipe.segment(phantom.volume, ["glioma"], findings)
     assert "meningioma ." not in detector.captions
     assert result.report["search"]["glioma"]["searched_earlier"] is True
@@ -175,12 +183,11 @@ def test_cancel_detection_stops_at_the_next_detector_call(phantom, findings, fre
     _, calls = fresh
     pipe, detector = make_pipeline(phantom, seconds=0.1)
     early = pipe.start_detection(phantom.volume, ["glioma"], findings)
-    time.sleep(0.25)
+    wait_for(lambda: detector.calls > 0)
     pipe.cancel_detection()
     stopped_at = time.perf_counter()
-    while not early.done and time.perf_counter() - stopped_at < 5:
-        time.sleep(0.01)
-    assert early.done and time.perf_counter() - stopped_at < 1.0
+    wait_for(lambda: early.done)
+    assert time.perf_counter() - stopped_at < 1.0  # the call in flight (0.1 s), then it stops
     assert detector.calls < calls
     # what it did not finish is not cached: segment searches again, completely
     before = detector.calls
@@ -202,10 +209,8 @@ def test_cancelling_the_segmentation_while_it_waits_stops_the_background_search(
     with pytest.raises(Cancelled):
         pipe.segment(phantom.volume, ["glioma"], findings, progress=progress, cancel=token)
     assert early.stopped
-    early_done_by = time.perf_counter() + 2
-    while not early.done and time.perf_counter() < early_done_by:
-        time.sleep(0.01)
-    assert early.done and detector.calls < calls
+    wait_for(lambda: early.done, timeout_s=2.0)
+    assert detector.calls < calls
 
 
 def test_a_failing_background_search_is_reported_by_segment(phantom, findings):
