@@ -362,9 +362,10 @@ class Pipeline:
             return
         if early.covers(keys):
             early.keep_only(keys)
+            early.wait(progress, cancel)
         else:
-            early.cancel()
-        early.wait(progress, cancel)
+            early.cancel()  # another prompt or volume: wait only for its detector call in flight
+            early.wait(no_progress, cancel)
 
     def _search(self, frame: _SliceFrame, label: str, caption: str, options: PipelineOptions,
                 progress: ProgressCallback, cancel: CancelToken | None) -> SearchResult:
