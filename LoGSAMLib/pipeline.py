@@ -213,11 +213,12 @@ class Pipeline:
         self._check_options()
         options = copy.copy(self.options)  # later option edits (Slicer's light options) must not reach this run
         keys = list(self._detection_keys(volume, classes, findings, options).values())
-        frames: dict[str, _SliceFrame] = {}
+        frame: list[_SliceFrame] = []  # cut once, in the worker thread
 
         def search(key: DetectionKey, progress: ProgressCallback, cancel: CancelToken) -> SearchResult:
-            frame = frames.get(key.plane) or frames.setdefault(key.plane, _SliceFrame.build(volume, key.plane))
-            return self._search(frame, key.label, key.caption, options, progress, cancel)
+            if not frame:
+                frame.append(_SliceFrame.build(volume, options.plane))
+            return self._search(frame[0], key.label, key.caption, options, progress, cancel)
 
         with self._early_lock:
             running = self._early

@@ -16,24 +16,11 @@ from LoGSAMLib.errors import Cancelled, ModelMissingError
 from LoGSAMLib.pipeline import Pipeline, PipelineOptions
 from LoGSAMLib.progress import CancelToken
 from LoGSAMLib.search import SearchResult
+from LoGSAMLib.testing.doubles import BoxSegmenter, TruthDetector
 from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom
-from LoGSAMLib.testing.truth_detector import TruthDetector
 from LoGSAMLib.types import Volume
 
 FINDINGS_TEXT = "Enhancing mass in the left frontal lobe, consistent with glioblastoma. No meningioma."
-
-
-class BoxSegmenter:
-    """Fills each box: the subject here is which detections reach the segmenter, not the masks."""
-
-    def segment_many(self, images, boxes, batch_size=1, **kwargs):
-        out = []
-        for image, slice_boxes in zip(images, boxes, strict=True):
-            masks = np.zeros((len(slice_boxes), *image.shape[:2]), dtype=bool)
-            for m, (x0, y0, x1, y1) in enumerate(np.asarray(slice_boxes).reshape(-1, 4).astype(int)):
-                masks[m, y0:y1, x0:x1] = True
-            out.append(masks)
-        return out
 
 
 class SlowDetector(TruthDetector):

@@ -14,8 +14,8 @@ from LoGSAMLib.cli import main
 from LoGSAMLib.errors import Cancelled, InputError
 from LoGSAMLib.pipeline import Pipeline, PipelineOptions
 from LoGSAMLib.progress import CancelToken
+from LoGSAMLib.testing.doubles import TruthDetector
 from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom, oblique_direction
-from LoGSAMLib.testing.truth_detector import TruthDetector
 from LoGSAMLib.types import Volume
 from LoGSAMLib.volume import write_volume
 

@@ -288,21 +288,12 @@ def test_pipeline_is_kept_when_only_light_options_change(logsam):
 
 
 def _pipeline_with_truth_detector(logic, options, phantom):
-    from LoGSAMLib.testing.truth_detector import TruthDetector
-
-    class Segmenter:  # the subject is the hand-over of the boxes; fill them
-        def segment_many(self, images, boxes, batch_size=1, **kwargs):
-            out = []
-            for image, slice_boxes in zip(images, boxes, strict=True):
-                masks = np.zeros((len(slice_boxes), *image.shape[:2]), dtype=bool)
-                for m, (x0, y0, x1, y1) in enumerate(np.asarray(slice_boxes).reshape(-1, 4).astype(int)):
-                    masks[m, y0:y1, x0:x1] = True
-                out.append(masks)
-            return out
+    """The logic's pipeline with model doubles: the subject is the hand-over of the boxes."""
+    from LoGSAMLib.testing.doubles import BoxSegmenter, TruthDetector
 
     pipeline = logic.pipeline(options)
     pipeline._detector = TruthDetector(pipeline, phantom.volume, phantom.instances)
-    pipeline._segmenter = Segmenter()
+    pipeline._segmenter = BoxSegmenter()
     return pipeline
 
 

@@ -497,22 +497,6 @@ class TruthOverlay:
         return [list(self.by_image.get(_image_key(img), [])) for img in images]
 
 
-class BoxSegmenter:
-    """An instant segmenter double: each box filled (to measure the pipeline's own overhead)."""
-
-    name = "box-double"
-
-    def segment_many(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], batch_size: int = 4,
-                     **_: Any) -> list[np.ndarray]:
-        out = []
-        for image, slice_boxes in zip(images, boxes, strict=True):
-            masks = np.zeros((len(slice_boxes), *image.shape[:2]), dtype=bool)
-            for m, (x0, y0, x1, y1) in enumerate(np.asarray(slice_boxes, dtype=float).reshape(-1, 4)):
-                masks[m, int(y0):int(math.ceil(y1)), int(x0):int(math.ceil(x1))] = True
-            out.append(masks)
-        return out
-
-
 def pipeline_for(case: Case, reference: bool, detector: Any, segmenter: Any, device: str,
                  text_every_call: bool = False) -> tuple[Any, TruthOverlay]:
     """A real ``Pipeline`` with the given (already loaded) models injected: models stay loaded."""
@@ -631,6 +615,8 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict[str, Any]]:
     rows += _per_call_rows(m, cfg, weights)
 
     # The pipeline's own work (slicing, search, tracks, masks, report) with instant model doubles.
+    from LoGSAMLib.testing.doubles import BoxSegmenter
+
     for case in cases.values():
         for strategy, reference in (("reference", True), ("coarse", False)):
             timing = time_pipeline(case, reference, None, BoxSegmenter(), cfg, repeats=max(2, cfg.repeats))
