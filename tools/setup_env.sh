@@ -25,7 +25,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip
 # torch first, pinned: other packages must never pull an unpinned torch.
 "${PIP[@]}" install -c constraints.txt torch torchvision
-"${PIP[@]}" install -c constraints.txt -e ".[fast,test]"
+"${PIP[@]}" install -c constraints.txt -e ".[fast,test,serve,ray,cpu]"
 # groundingdino-py is the original Grounding DINO code: a test-only reference. Its
 # own requirements would swap torch, so its dependencies are listed by hand.
 "${PIP[@]}" install -c constraints.txt -r requirements-reference.txt
