@@ -18,12 +18,13 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path, write_text_atomic
+from .atomic import OutputTransaction, atomic_path, check_writable_folder, write_text_atomic
 from .errors import InputError
 from .types import Segmentation, Volume
 
@@ -69,11 +70,12 @@ SEGMENTATION_SUFFIXES = (".seg.nrrd", *LABELMAP_SUFFIXES)
 
 
 def _suffix(path: Path) -> str:
+    """The writer suffix of a segmentation path (the longest that matches: .seg.nrrd before .nrrd)."""
     name = path.name.lower()
-    for suffix in SEGMENTATION_SUFFIXES:  # .seg.nrrd first: it also ends with .nrrd
+    for suffix in sorted(SEGMENTATION_WRITERS, key=len, reverse=True):
         if name.endswith(suffix):
             return suffix
-    raise InputError(f"Cannot write {path.name}: use one of {', '.join(SEGMENTATION_SUFFIXES)}.")
+    raise InputError(f"Cannot write {path.name}: use one of {', '.join(SEGMENTATION_WRITERS)}.")
 
 
 def _uint8_labels(labelmap: Volume) -> np.ndarray:
@@ -95,13 +97,15 @@ def write_segmentation(seg: Segmentation, path: str | os.PathLike) -> Path:
     target = Path(path)
     suffix = _suffix(target)
     labels = _uint8_labels(seg.labelmap)
-    if suffix == ".seg.nrrd":
-        _write_seg_nrrd(seg, labels, target)
-    else:
-        from .volume import write_volume
-
-        write_volume(seg.labelmap.with_array(labels), target)
+    with atomic_path(target, suffix=suffix) as tmp:
+        SEGMENTATION_WRITERS[suffix](seg, labels, tmp)
     return target
+
+
+def _write_labelmap_file(seg: Segmentation, labels: np.ndarray, path: Path) -> None:
+    from .volume import write_volume
+
+    write_volume(seg.labelmap.with_array(labels), path, atomic=False)
 
 
 def _segment_entries(seg: Segmentation, labels: np.ndarray) -> list[dict[str, Any]]:
@@ -139,6 +143,7 @@ def _segment_entries(seg: Segmentation, labels: np.ndarray) -> list[dict[str, An
 
 
 def _write_seg_nrrd(seg: Segmentation, labels: np.ndarray, target: Path) -> None:
+    """Write a Slicer ``.seg.nrrd`` to ``target`` (not atomic by itself: callers write a temp name)."""
     import slicerio
 
     segmentation = {
@@ -148,8 +153,16 @@ def _write_seg_nrrd(seg: Segmentation, labels: np.ndarray, target: Path) -> None
         "masterRepresentation": "Binary labelmap",
         "segments": _segment_entries(seg, labels),
     }
-    with atomic_path(target, suffix=".seg.nrrd") as tmp:
-        slicerio.write_segmentation(str(tmp), segmentation)
+    slicerio.write_segmentation(str(target), segmentation)
+
+
+# A segmentation writer gets (segmentation, uint8 labels [k, j, i], path to write) and writes the
+# file's content to that path; atomicity is the caller's. New formats register here by suffix.
+SegmentationWriter = Callable[[Segmentation, np.ndarray, Path], None]
+SEGMENTATION_WRITERS: dict[str, SegmentationWriter] = {
+    ".seg.nrrd": _write_seg_nrrd,
+    **{suffix: _write_labelmap_file for suffix in LABELMAP_SUFFIXES},
+}
 
 
 def terminology_context() -> dict[str, Any]:
@@ -203,11 +216,131 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to the JSON report")
 
 
+def report_text(report: dict[str, Any]) -> str:
+    """The report as indented JSON; numpy values become plain numbers, NaN/Inf null."""
+    return json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n"
+
+
 def write_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write the report as indented JSON, atomically; numpy values become plain numbers."""
-    text = json.dumps(_jsonable(report), indent=2, allow_nan=False)
-    write_text_atomic(path, text + "\n")
+    """Write the report as indented JSON, atomically."""
+    write_text_atomic(path, report_text(report))
     return Path(path)
+
+
+# ------------------------------------------------------------------------------ output plan
+
+REPORT_SUFFIX = ".json"
+
+
+def default_report_path(first_output: Path) -> Path:
+    """``<name>.report.json`` next to the first segmentation output."""
+    name = first_output.name
+    for suffix in sorted(SEGMENTATION_WRITERS, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return first_output.with_name(name + ".report.json")
+
+
+@dataclasses.dataclass
+class OutputPlan:
+    """Every file one run writes, checked before any work starts and written as one transaction.
+
+    Build it with :meth:`build` from the command's arguments before loading a model: it refuses an
+    unsupported extension, a folder, an unwritable place, an output that is one of the inputs
+    (through symlinks, hard links, or a DICOM series' files) and two outputs that are the same file.
+    :meth:`write` then writes all of them or none (see :class:`~LoGSAMLib.atomic.OutputTransaction`).
+    """
+
+    segmentations: list[Path]
+    report: Path
+    inputs: list[Path] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def build(cls, segmentations: Sequence[str | os.PathLike], report: str | os.PathLike | None,
+              inputs: Iterable[str | os.PathLike] = ()) -> OutputPlan:
+        segs = [Path(p) for p in segmentations]
+        if not segs and report is None:
+            raise InputError("Give at least one output with -o.")
+        plan = cls(segs, Path(report) if report is not None else default_report_path(segs[0]),
+                   [Path(p) for p in inputs])
+        plan.check()
+        return plan
+
+    @property
+    def paths(self) -> list[Path]:
+        return [*self.segmentations, self.report]
+
+    def suffixes(self) -> dict[Path, str]:
+        return {**{p: _suffix(p) for p in self.segmentations}, self.report: REPORT_SUFFIX}
+
+    def check(self) -> None:
+        """Raise :class:`InputError` (one line) for the first output that cannot or must not be written."""
+        for path in self.segmentations:
+            _suffix(path)
+        if not self.report.name.lower().endswith(REPORT_SUFFIX):
+            raise InputError(f"The report {self.report} must be a {REPORT_SUFFIX} file.")
+        for path in self.paths:
+            _check_place(path)
+        for n, path in enumerate(self.paths):
+            for source in self.inputs:
+                if _same_file(path, source):
+                    raise InputError(f"Refusing to write {path}: it is the input {source}, which is never "
+                                     "overwritten; choose another output name.")
+            for other in self.paths[:n]:
+                if _same_file(path, other):
+                    raise InputError(f"Two outputs are the same file ({other} and {path}); give each its own "
+                                     "name (the report defaults to <first output>.report.json).")
+
+    def write(self, seg: Segmentation, report: dict[str, Any]) -> list[Path]:
+        """Write every segmentation output and the report: all of them, or none."""
+        labels = _uint8_labels(seg.labelmap)
+        text = report_text(report)
+        suffixes = self.suffixes()
+        with OutputTransaction(self.paths, suffixes) as transaction:
+            for path in self.segmentations:
+                SEGMENTATION_WRITERS[suffixes[path]](seg, labels, transaction.temp(path))
+                transaction.written(path)
+            transaction.temp(self.report).write_text(text, encoding="utf-8")
+            transaction.written(self.report)
+        return self.paths
+
+    def write_report_only(self, report: dict[str, Any]) -> Path:
+        """Only the report (nothing was segmented): the transcript and findings are kept."""
+        text = report_text(report)
+        with OutputTransaction([self.report]) as transaction:
+            transaction.temp(self.report).write_text(text, encoding="utf-8")
+            transaction.written(self.report)
+        return self.report
+
+
+def _check_place(path: Path) -> None:
+    if path.is_dir():
+        raise InputError(f"Cannot write {path}: it is a folder; give a file name inside it, e.g. "
+                         f"{path / ('segmentation' + _example_suffix(path))}.")
+    if path.exists() and not path.is_file():
+        raise InputError(f"Cannot write {path}: it exists and is not a regular file.")
+    problem = check_writable_folder(path.parent)
+    if problem:
+        raise InputError(f"Cannot write {path}: {problem}.")
+
+
+def _example_suffix(path: Path) -> str:
+    return ".report.json" if path.name.lower().endswith(REPORT_SUFFIX) else ".nii.gz"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file by resolved path (symlinks, '..') or by device and inode (hard links)."""
+    try:
+        if a.expanduser().resolve() == b.expanduser().resolve():
+            return True
+    except (OSError, RuntimeError):  # a symlink loop: then stat below decides
+        pass
+    try:
+        sa, sb = a.stat(), b.stat()
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 # ------------------------------------------------------------------------------- statistics

@@ -14,8 +14,13 @@ Conventions (see also :mod:`LoGSAMLib.types`):
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import math
 import os
-from collections.abc import Sequence
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,13 +60,49 @@ def read_volume(path: str | os.PathLike, component: int | None = None, series_ui
     p = Path(path)
     if not p.exists():
         raise InputError(f"No such file or folder: {p}")
-    if p.is_dir():
-        image = _read_dicom_series(p, series_uid)
-    else:
-        image = _read_file(p, series_uid)
+    with _itk_warnings_off():
+        if p.is_dir():
+            image = _read_dicom_series(p, series_uid)
+        else:
+            image = _read_file(p, series_uid)
+    _check_spacing(image.GetSpacing(), p.name)
     volume = _image_to_volume(image, component, source=p.name)
     _check_content(volume.array, p.name)
     return volume
+
+
+def input_files(path: str | os.PathLike) -> list[Path]:
+    """Every file that reading ``path`` may use: the file itself, its NIfTI/Analyze or MetaImage data
+    file, and for DICOM every file of the folder (the series' members). Outputs must be none of these."""
+    p = Path(path)
+    if p.is_dir():
+        return [p, *sorted(c for c in p.iterdir() if c.is_file())]
+    files = [p]
+    if p.is_file() and _is_dicom(p):
+        files += sorted(c for c in p.parent.iterdir() if c.is_file() and c != p)
+    for data_suffix in (".img", ".img.gz", ".raw", ".zraw"):
+        sibling = p.with_name(p.name.split(".")[0] + data_suffix)
+        if sibling != p and sibling.exists():
+            files.append(sibling)
+    return files
+
+
+@contextlib.contextmanager
+def _itk_warnings_off() -> Iterator[None]:
+    """ITK prints multi-line WARNINGs to stderr for odd headers; our checks say it in one line."""
+    before = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(before)
+
+
+def _check_spacing(spacing: Sequence[float], source: str) -> None:
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        shown = ", ".join(f"{s:g}" for s in spacing)
+        raise InputError(f"{source} has voxel spacing ({shown}) mm in its header; spacing must be positive "
+                         "(a flip belongs in the direction matrix): fix the header and try again.")
 
 
 def _read_file(path: Path, series_uid: str | None) -> sitk.Image:
@@ -76,10 +117,90 @@ def _read_file(path: Path, series_uid: str | None) -> sitk.Image:
     if _is_dicom(path):
         # One DICOM file stands for its series: read every slice of that series.
         return _read_dicom_series(path.parent, series_uid, member=path)
+    _check_spacing(reader.GetSpacing(), path.name)
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti(path)
     try:
         return reader.Execute()
     except RuntimeError:
         raise InputError(f"Cannot read {path.name}: the file is damaged or truncated.") from None
+
+
+# NIfTI datatype code -> numpy dtype of the floating types (the ones that can hold NaN/Inf).
+_NIFTI_FLOATS = {16: "f4", 64: "f8", 1536: "f16", 32: "c8", 1792: "c16"}
+
+
+def _check_nifti(path: Path) -> None:
+    """Read a NIfTI-1/2 file's header and every data byte ourselves: ITK fills a truncated file with
+    zeros and turns NaN/Inf into 0 silently; here both are refused, as is a zero pixdim."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    damaged = (f"Cannot read {path.name}: the file is truncated or damaged (its compressed data ends early); "
+               "copy it again from the source.")
+    try:
+        with opener(path, "rb") as stream:
+            header = stream.read(540)
+            order, ndim, dims, datatype, bitpix, offset, pixdim = _nifti_header(header, path.name)
+            _check_spacing(pixdim[:ndim], path.name)
+            expected = math.prod(dims) * bitpix // 8
+            if offset > len(header):
+                stream.read(offset - len(header))
+            got, bad = _scan_data(stream, header[offset:], expected, _NIFTI_FLOATS.get(datatype), order)
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        raise InputError(damaged) from None
+    except OSError as error:
+        raise InputError(f"Cannot read {path.name}: {error.strerror or error}.") from None
+    if got < expected:
+        raise InputError(f"Cannot read {path.name}: the file is truncated ({got} of the {expected} data bytes "
+                         "its header promises); copy it again from the source.")
+    if bad:
+        raise InputError(f"{path.name} holds {bad} NaN or infinite voxels; fix or mask them before segmenting.")
+
+
+def _nifti_header(header: bytes, source: str) -> tuple[str, int, list[int], int, int, int, list[float]]:
+    for order in ("<", ">"):
+        if len(header) >= 348 and struct.unpack(order + "i", header[:4])[0] == 348:
+            dim = struct.unpack(order + "8h", header[40:56])
+            datatype, bitpix = struct.unpack(order + "2h", header[70:74])
+            pixdim = struct.unpack(order + "8f", header[76:108])
+            offset = int(struct.unpack(order + "f", header[108:112])[0])
+            break
+        if len(header) >= 540 and struct.unpack(order + "i", header[:4])[0] == 540:
+            datatype, bitpix = struct.unpack(order + "2h", header[12:16])
+            dim = struct.unpack(order + "8q", header[16:80])
+            pixdim = struct.unpack(order + "8d", header[104:168])
+            offset = struct.unpack(order + "q", header[168:176])[0]
+            break
+    else:
+        raise InputError(f"Cannot read {source}: its NIfTI header is damaged.")
+    ndim = int(dim[0])
+    if not 1 <= ndim <= 7 or bitpix <= 0 or any(d < 1 for d in dim[1:ndim + 1]):
+        raise InputError(f"Cannot read {source}: its NIfTI header is damaged (dimensions {dim[:ndim + 1]}).")
+    return order, ndim, [int(d) for d in dim[1:ndim + 1]], int(datatype), int(bitpix), max(offset, 0), \
+        [float(p) for p in pixdim[1:]]
+
+
+def _scan_data(stream, start: bytes, expected: int, float_code: str | None, order: str) -> tuple[int, int]:
+    """Read up to ``expected`` data bytes: ``(bytes read, non-finite values among them)``."""
+    dtype = np.dtype(order + float_code) if float_code else None
+    itemsize = dtype.itemsize if dtype is not None else 1
+    got, bad, pending, eof = 0, 0, start[:expected], False
+    while got < expected:
+        need = expected - got - len(pending)
+        if need > 0 and not eof:
+            chunk = stream.read(min(need, 1 << 22))
+            eof = not chunk
+            pending += chunk
+        usable = len(pending) - len(pending) % itemsize
+        if usable == 0:
+            if eof:
+                break
+            continue
+        block, pending = pending[:usable], pending[usable:]
+        if dtype is not None:
+            values = np.frombuffer(block, dtype=dtype)
+            bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+        got += usable
+    return got + len(pending), bad
 
 
 def _is_dicom(path: Path) -> bool:
@@ -98,20 +219,33 @@ def _read_dicom_series(folder: Path, series_uid: str | None, member: Path | None
                            if any(Path(n).resolve() == member.resolve() for n in names)), None)
     if series_uid is None:
         if len(ids) > 1:
-            listing = "; ".join(f"{uid} ({len(files[uid])} files)" for uid in ids)
-            raise InputError(
-                f"{folder} holds {len(ids)} DICOM series: {listing}. "
-                "Pick one with series_uid=, or give the path of one file of that series."
-            )
+            raise InputError(f"{folder} holds {len(ids)} DICOM series: {_series_listing(files)}. Pick one with "
+                             "--series UID (series_uid= in Python), or give the path of one file of that series.")
         series_uid = ids[0]
     if series_uid not in files:
-        raise InputError(f"DICOM series {series_uid} is not in {folder}; it holds: {', '.join(ids)}.")
+        raise InputError(f"DICOM series {series_uid} is not in {folder}; it holds: {_series_listing(files)}.")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files[series_uid])
     try:
         return reader.Execute()
     except RuntimeError:
         raise InputError(f"Cannot read DICOM series {series_uid} in {folder}: damaged or unsupported.") from None
+
+
+def _series_listing(files: dict[str, list[str]]) -> str:
+    """``UID "description" (N slices); ...`` for a refusal message."""
+    parts = []
+    for uid, names in files.items():
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(names[0])
+        description = ""
+        with contextlib.suppress(RuntimeError):
+            reader.ReadImageInformation()
+            if reader.HasMetaDataKey("0008|103e"):
+                description = reader.GetMetaData("0008|103e").strip()
+        shown = f' "{description}"' if description else " (no description)"
+        parts.append(f"{uid}{shown} ({len(names)} slices)")
+    return "; ".join(parts)
 
 
 def _image_to_volume(image: sitk.Image, component: int | None, source: str) -> Volume:
@@ -211,10 +345,14 @@ def from_sitk(image: sitk.Image, component: int | None = None) -> Volume:
     return _image_to_volume(image, component, source="image")
 
 
-def write_volume(volume: Volume, path: str | os.PathLike) -> Path:
-    """Write atomically; the format follows the extension (.nii.gz, .nii, .nrrd, .mha)."""
+def write_volume(volume: Volume, path: str | os.PathLike, atomic: bool = True) -> Path:
+    """Write atomically (unless ``atomic=False``: the caller's transaction is); format by extension
+    (.nii.gz, .nii, .nrrd, .mha)."""
     target = Path(path)
     suffix = _write_suffix(target)
+    if not atomic:
+        sitk.WriteImage(to_sitk(volume), str(target), useCompression=suffix != ".nii")
+        return target
     with atomic_path(target, suffix=suffix) as tmp:
         sitk.WriteImage(to_sitk(volume), str(tmp), useCompression=suffix != ".nii")
     return target

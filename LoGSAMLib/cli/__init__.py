@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from .. import __version__
+from ..atomic import Interrupted, OutputTransaction, handle_signals
 from ..errors import LoGSAMError
 
 # Order shown in --help.
@@ -34,23 +35,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _safe_streams() -> None:
+    """Undecodable file names or text (surrogates from the shell) print escaped, never crash a print."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _safe_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return int(args.func(args) or 0)
-    except LoGSAMError as error:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"logsam {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"logsam {args.command}: interrupted; no output was written.", file=sys.stderr)
-        return 130
+    OutputTransaction.last_committed = []
+    # SIGTERM behaves like Ctrl-C: every cleanup runs and no partial output stays.
+    with handle_signals():
+        try:
+            return int(args.func(args) or 0)
+        except LoGSAMError as error:
+            if args.verbose:
+                traceback.print_exc()
+            print(f"logsam {args.command}: error: {error}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt as interrupt:
+            signum = interrupt.signum if isinstance(interrupt, Interrupted) else 2
+            what = "terminated" if signum == 15 else "interrupted"
+            done = OutputTransaction.last_committed
+            result = (f"the outputs were already complete and are kept ({', '.join(map(str, done))})" if done
+                      else "no output was written")
+            print(f"logsam {args.command}: {what}; {result}.", file=sys.stderr)
+            return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

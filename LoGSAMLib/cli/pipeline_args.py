@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ def add_input_output(parser: argparse.ArgumentParser) -> None:
                         help="JSON report (default: next to the first output, <name>.report.json)")
     parser.add_argument("--volume-index", type=int, default=None, metavar="N",
                         help="which volume of a 4D / multi-component image to use")
+    parser.add_argument("--series", default=None, metavar="UID",
+                        help="which DICOM series of a folder holding several (the error lists them)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
@@ -66,36 +69,81 @@ def pipeline_options(args: argparse.Namespace, **extra: Any):
     )
 
 
-def check_outputs(paths: list[Path]) -> None:
-    """Fail before any model runs when an output extension is unsupported."""
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numeric options that make no sense, before anything is loaded (one line each)."""
     from ..errors import InputError
-    from ..outputs import SEGMENTATION_SUFFIXES
 
-    for path in paths:
-        name = path.name.lower()
-        if not any(name.endswith(ext) for ext in SEGMENTATION_SUFFIXES):
-            raise InputError(f"Cannot write {path}: use one of {', '.join(SEGMENTATION_SUFFIXES)}.")
+    def bad(option: str, value: Any, rule: str) -> InputError:
+        return InputError(f"{option} {value} is not allowed: {rule}.")
+
+    step = getattr(args, "coarse_step_mm", None)
+    if step is not None and not (math.isfinite(step) and step > 0):
+        raise bad("--coarse-step-mm", step, "give a distance in mm greater than 0 (default 6)")
+    if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
+        raise bad("--batch-size", args.batch_size, "give 1 or more slices per call")
+    if getattr(args, "detect_every", 1) < 1:
+        raise bad("--detect-every", args.detect_every, "give 1 (every slice) or more")
+    for option in ("box_threshold", "text_threshold"):
+        value = getattr(args, option, None)
+        if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise bad("--" + option.replace("_", "-"), value, "give a score between 0 and 1")
+    if getattr(args, "volume_index", None) is not None and args.volume_index < 0:
+        raise bad("--volume-index", args.volume_index, "volumes are numbered from 0")
+    box = getattr(args, "box_ras", None)
+    if box is not None:
+        if not all(math.isfinite(v) for v in box):
+            raise InputError("--box-ras needs six finite numbers (R1 A1 S1 R2 A2 S2, in mm).")
+        flat = [axis for axis, n in zip("RAS", range(3), strict=True) if box[n] == box[n + 3]]
+        if len(flat) > 1:
+            raise InputError(f"--box-ras has zero size along {' and '.join(flat)}: it is a line or a point, "
+                             "not a box; give two opposite corners of the tumor's box.")
 
 
-def report_path(args: argparse.Namespace) -> Path:
-    if args.report:
-        return args.report
-    first = args.output[0]
-    name = first.name
-    for ext in (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha"):
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return first.with_name(name + ".report.json")
+def check_text(value: str, option: str) -> str:
+    """A text argument that is valid UTF-8 (the shell passes undecodable bytes as surrogates)."""
+    from ..errors import InputError
+
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InputError(f"{option} is not valid UTF-8 text (undecodable byte at character {error.start + 1}); "
+                         "set the terminal to UTF-8 or retype the text.") from None
+    return value
 
 
-def write_results(args: argparse.Namespace, segmentation, report: dict) -> None:
-    from ..outputs import write_report, write_segmentation
+def output_plan(args: argparse.Namespace):
+    """Check every output against the inputs and each other before any work (an OutputPlan)."""
+    from ..outputs import OutputPlan
+    from ..volume import input_files
 
-    report["outputs"] = [str(p) for p in args.output]
-    for path in args.output:
-        write_segmentation(segmentation, path)
-    write_report(report, report_path(args))
+    inputs = input_files(args.volume)
+    if getattr(args, "audio", None) is not None:
+        inputs.append(args.audio)
+    return OutputPlan.build(args.output, args.report, inputs)
+
+
+def prepare(args: argparse.Namespace):
+    """Everything checked before models load: numbers, outputs, the pipeline options. Returns
+    ``(plan, pipeline)``; the pipeline has not loaded anything yet."""
+    from ..pipeline import Pipeline
+
+    check_numbers(args)
+    plan = output_plan(args)
+    extra = {"whisper_model": args.whisper_model, "asr_backend": args.asr_backend,
+             "language": args.language} if hasattr(args, "whisper_model") else {}
+    return plan, Pipeline(pipeline_options(args, **extra))
+
+
+def read_input(args: argparse.Namespace):
+    from ..volume import read_volume
+
+    return read_volume(args.volume, component=args.volume_index, series_uid=args.series)
+
+
+def write_results(plan, segmentation, report: dict) -> None:
+    """All outputs and the report as one transaction (all or none)."""
+    report["outputs"] = [str(p) for p in plan.segmentations]
+    plan.write(segmentation, report)
 
 
 def info(args: argparse.Namespace, text: str) -> None:

@@ -10,10 +10,10 @@ from .common import add_verbose, print_json, terminal_progress
 from .pipeline_args import (
     add_input_output,
     add_model_options,
-    check_outputs,
+    check_text,
     info,
-    pipeline_options,
-    report_path,
+    prepare,
+    read_input,
     summarize,
     write_results,
 )
@@ -41,13 +41,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline import Pipeline
-    from ..volume import read_volume
-
-    check_outputs(args.output)
-    volume = read_volume(args.volume, component=args.volume_index)
-    pipe = Pipeline(pipeline_options(args, whisper_model=args.whisper_model, asr_backend=args.asr_backend,
-                                     language=args.language))
+    if args.text is not None:
+        check_text(args.text, "--text")
+    plan, pipe = prepare(args)
+    volume = read_input(args)
     progress, close = terminal_progress()
     report: dict = {"input": str(args.volume)}
     try:
@@ -55,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             transcript = pipe.transcribe(args.audio, progress=progress)
             close()
             report["transcript"] = transcript.to_dict()
+            report["warnings"] = list(getattr(transcript, "warnings", None) or [])
             info(args, f"Transcript ({transcript.language}): {transcript.text}")
             if transcript.translation is not None:
                 info(args, f"English translation: {transcript.translation}")
@@ -67,24 +65,25 @@ def run(args: argparse.Namespace) -> int:
         info(args, _describe_findings(findings))
 
         if not findings.affirmed:
-            _save_partial_report(args, report)
-            info(args, "Nothing to segment. The dictation was kept in " + str(report_path(args)))
+            plan.write_report_only({**report, "outputs": []})
+            info(args, "Nothing to segment. The dictation was kept in " + str(plan.report))
             return 3
         if args.confirm:
             # The detector searches while the user reads; only a "yes" lets its boxes be used.
             pipe.start_detection(volume, findings.affirmed, findings)
             if not _ask(f"Segment {', '.join(findings.affirmed)}? [y/N] "):
                 pipe.cancel_detection()
-                _save_partial_report(args, report)
-                info(args, "Not segmented. The dictation was kept in " + str(report_path(args)))
+                plan.write_report_only({**report, "outputs": []})
+                info(args, "Not segmented. The dictation was kept in " + str(plan.report))
                 return 1
         result = pipe.segment(volume, findings.affirmed, findings, progress=progress)
     finally:
         close()
     full = {**report, **result.report, "input": str(args.volume)}
-    write_results(args, result.segmentation, full)
+    full["warnings"] = [*report.get("warnings", []), *result.report.get("warnings", [])]
+    write_results(plan, result.segmentation, full)
     info(args, "Segmented:\n" + summarize(full))
-    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_path(args)]))
+    info(args, "Wrote " + ", ".join(str(p) for p in plan.paths))
     if args.json:
         print_json(full)
     return 0
@@ -101,13 +100,6 @@ def _describe_findings(findings) -> str:
     if findings.affirmed:
         lines.append(f"  detector prompt: {findings.prompt}")
     return "\n".join(lines)
-
-
-def _save_partial_report(args: argparse.Namespace, report: dict) -> None:
-    """Keep the transcript and findings even when nothing is segmented."""
-    from ..outputs import write_report
-
-    write_report({**report, "outputs": []}, report_path(args))
 
 
 def _ask(question: str) -> bool:

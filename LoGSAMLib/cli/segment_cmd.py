@@ -8,10 +8,9 @@ from .common import add_verbose, print_json, terminal_progress
 from .pipeline_args import (
     add_input_output,
     add_model_options,
-    check_outputs,
     info,
-    pipeline_options,
-    report_path,
+    prepare,
+    read_input,
     summarize,
     write_results,
 )
@@ -36,12 +35,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline import Pipeline
-    from ..volume import read_volume
-
-    check_outputs(args.output)
-    volume = read_volume(args.volume, component=args.volume_index)
-    pipe = Pipeline(pipeline_options(args))
+    plan, pipe = prepare(args)
+    volume = read_input(args)
     progress, close = terminal_progress()
     try:
         if args.box_ras is not None:
@@ -54,9 +49,23 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     report = {"input": str(args.volume), **result.report}
-    write_results(args, result.segmentation, report)
+    report["warnings"] = [*report.get("warnings", []), *_box_warnings(args, report)]
+    write_results(plan, result.segmentation, report)
     info(args, "Segmented:\n" + summarize(report))
-    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_path(args)]))
+    info(args, "Wrote " + ", ".join(str(p) for p in plan.paths))
     if args.json:
         print_json(report)
     return 0
+
+
+def _box_warnings(args: argparse.Namespace, report: dict) -> list[str]:
+    """A flat box covers only the nearest slice; an empty result from a box is never silent."""
+    if args.box_ras is None:
+        return []
+    out = []
+    flat = [axis for n, axis in enumerate("RAS") if args.box_ras[n] == args.box_ras[n + 3]]
+    if flat:
+        out.append(f"The box has zero size along {flat[0]}: only the slice nearest to it was segmented.")
+    if not any(s.get("voxels") for s in (report.get("statistics") or {}).values()):
+        out.append("Nothing was segmented inside the box (0 voxels); check its corners and the class.")
+    return out

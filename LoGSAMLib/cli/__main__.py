@@ -1,0 +1,7 @@
+"""``python -m LoGSAMLib.cli``: the ``logsam`` command without the installed entry point."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
