@@ -20,6 +20,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import urllib.error
@@ -47,6 +48,18 @@ TIMEOUT_S = 30.0
 OK, RECORDED = "ok", "recorded"
 MISSING, SIZE_MISMATCH = "missing", "size-mismatch"
 CHECKSUM_MISMATCH, REJECTED = "checksum-mismatch", "rejected"
+# A file found in the cache that no published or recorded checksum vouches for (not downloaded by
+# logsam, not imported): never trusted, never recorded.
+UNVERIFIED = "unverified"
+
+# Model ids and file names become cache paths: one plain path component each.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def _check_name(name: Any, what: str, where: str) -> None:
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        raise LoGSAMError(f"Invalid {where}: {what} {name!r} must be letters, digits, '.', '_', '+' or '-' "
+                          "(no folders, no '..').")
 
 
 # --------------------------------------------------------------------------- registry
@@ -96,6 +109,7 @@ class ModelSpec:
 
 def _parse_entry(model_id: str, raw: Any, origin: str) -> ModelSpec:
     where = f"registry entry {model_id!r} ({origin})"
+    _check_name(model_id, "the id", where)
     if not isinstance(raw, dict):
         raise LoGSAMError(f"Invalid {where}: expected an object.")
     stage = raw.get("stage")
@@ -106,8 +120,9 @@ def _parse_entry(model_id: str, raw: Any, origin: str) -> ModelSpec:
         raise LoGSAMError(f"Invalid {where}: 'files' must be a non-empty list.")
     files = []
     for item in files_raw:
-        if not isinstance(item, dict) or not item.get("name") or "/" in item["name"] or "\\" in item["name"]:
+        if not isinstance(item, dict) or not item.get("name"):
             raise LoGSAMError(f"Invalid {where}: each file needs a plain 'name' (no folders).")
+        _check_name(item["name"], "the file name", where)
         sha = item.get("sha256")
         files.append(FileSpec(name=item["name"], url=item.get("url"), sha256=sha.lower() if sha else None,
                               size=item.get("size"), md5=item.get("md5")))
@@ -155,26 +170,67 @@ def get_spec(model_id: str) -> ModelSpec:
 
 
 def cache_dir() -> Path:
-    """``$LOGSAM_HOME`` if set, else the platform's user data folder ``LoGSAM/models``."""
+    """``$LOGSAM_HOME`` if set, else the platform's user data folder ``LoGSAM/models``.
+
+    Raises :class:`LoGSAMError` when that path exists and is not a folder."""
     home = os.environ.get("LOGSAM_HOME")
     if home:
-        return Path(home).expanduser()
-    import platformdirs
+        path = Path(home).expanduser()
+        what = f"LOGSAM_HOME={home}"
+    else:
+        import platformdirs
 
-    return Path(platformdirs.user_data_dir("LoGSAM", appauthor=False)) / "models"
+        path = Path(platformdirs.user_data_dir("LoGSAM", appauthor=False)) / "models"
+        what = f"The model cache {path}"
+    if path.exists() and not path.is_dir():
+        raise LoGSAMError(f"{what} is a file, not a folder; point LOGSAM_HOME to a folder for the models "
+                          "(or unset it).")
+    return path
+
+
+def model_dir(model_id: str) -> Path:
+    """``<cache>/<model_id>``, refused unless it resolves inside the cache (no escape by a symlink)."""
+    root = cache_dir()
+    folder = root / model_id
+    if not folder.resolve().is_relative_to(root.resolve()) or folder.resolve() == root.resolve():
+        raise LoGSAMError(f"Refusing to use {folder}: it leads outside the model cache {root}.")
+    return folder
 
 
 def file_path(model_id: str, name: str) -> Path:
     """Where a registry file lives in the cache (whether or not it is there)."""
-    return cache_dir() / model_id / name
+    return model_dir(model_id) / name
 
 
 def _stamp_path(model_id: str, name: str) -> Path:
-    return cache_dir() / model_id / f".{name}.stamp.json"
+    return model_dir(model_id) / f".{name}.stamp.json"
 
 
 def _part_path(model_id: str, name: str) -> Path:
-    return cache_dir() / model_id / f"{name}.part"
+    return model_dir(model_id) / f"{name}.part"
+
+
+def _cache_write_error(error: OSError) -> LoGSAMError:
+    """A read-only or full cache, in one line."""
+    return LoGSAMError(f"Cannot write to the model cache {cache_dir()} ({error.strerror or error}); make it "
+                       "writable or set LOGSAM_HOME to a writable folder.")
+
+
+@contextlib.contextmanager
+def _model_folder(model_id: str) -> Iterator[Path]:
+    """The model's folder, created if needed and removed again if it is still empty on the way out."""
+    folder = model_dir(model_id)
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _cache_write_error(error) from error
+    try:
+        yield folder
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a failed first import leaves no folder behind
 
 
 def _checksums_path() -> Path:
@@ -287,14 +343,18 @@ def _check(spec: ModelSpec, file: FileSpec, *, full: bool = False) -> tuple[str,
     except OSError:
         return MISSING, path, ""
     expected_sha, expected_size = _expected(spec, file)
-    if not full and expected_sha and _stamp_matches(spec, file, path, st, expected_sha):
+    vouched = expected_sha is not None or bool(file.md5)  # a stamp is only written after a real check
+    if not full and vouched and _stamp_matches(spec, file, path, st, expected_sha):
         return OK, path, ""
     # A wrong size finds a truncated file without hashing gigabytes; when hashing anyway (full) and a
     # SHA-256 is known, the hash decides (a registry size can be wrong, the hash cannot).
     wrong_size = expected_size is not None and st.st_size != expected_size
     if wrong_size and not (full and expected_sha):
         return SIZE_MISMATCH, path, f"{st.st_size} bytes instead of {expected_size}"
-    actual = sha256_file(path)
+    if expected_sha is None and file.md5:
+        actual, md5 = _hash_both(path)
+    else:
+        actual, md5 = sha256_file(path), None
     reason = _rejection(spec, actual)
     if reason:
         return REJECTED, path, reason
@@ -302,10 +362,12 @@ def _check(spec: ModelSpec, file: FileSpec, *, full: bool = False) -> tuple[str,
         if wrong_size:
             return SIZE_MISMATCH, path, f"{st.st_size} bytes instead of {expected_size}"
         return CHECKSUM_MISMATCH, path, f"SHA-256 {actual} instead of {expected_sha}"
+    if md5 is not None and md5 != file.md5.lower():
+        return CHECKSUM_MISMATCH, path, f"MD5 {md5} instead of the published {file.md5}"
+    if expected_sha is None and md5 is None:
+        # Found in the cache, vouched for by nothing: its hash is never recorded from here.
+        return UNVERIFIED, path, actual
     _write_stamp(spec, file, path, actual)
-    if expected_sha is None:
-        _record_checksum(spec.id, file.name, actual, st.st_size)
-        return RECORDED, path, actual
     return OK, path, ""
 
 
@@ -331,6 +393,10 @@ def _missing_error(spec: ModelSpec, file: FileSpec, path: Path, others: int) -> 
 
 
 def _bad_file_error(spec: ModelSpec, file: FileSpec, status: str, path: Path, detail: str) -> ChecksumError:
+    if status == UNVERIFIED:
+        return ChecksumError(f"{path} was not downloaded or imported by logsam and no checksum is published for "
+                             f"it, so it is not trusted; install it with `logsam models import {spec.id} FILE` "
+                             f"(which records its SHA-256) or `logsam models download {spec.id} --force`.")
     what = {SIZE_MISMATCH: "is truncated or incomplete", CHECKSUM_MISMATCH: "is corrupt or a different file",
             REJECTED: "is the wrong model"}[status]
     if spec.source:
@@ -393,8 +459,9 @@ def known_sha256(model_id: str) -> dict[str, str | None]:
 def verify(model_id: str | None = None) -> list[tuple[str, str, str]]:
     """Re-hash every present file: ``[(model_id, file name, status)]``.
 
-    status: ``ok``, ``recorded`` (no published checksum, recorded now), ``missing``, ``size-mismatch``,
-    ``checksum-mismatch`` or ``rejected`` (a known wrong model, e.g. plain SAM saved as MedSAM).
+    status: ``ok``, ``missing``, ``size-mismatch``, ``checksum-mismatch``, ``rejected`` (a known wrong
+    model, e.g. plain SAM saved as MedSAM) or ``unverified`` (found in the cache with no published or
+    recorded checksum: not trusted, and its hash is not recorded).
     """
     specs = [get_spec(model_id)] if model_id else list(registry().values())
     results = []
@@ -408,11 +475,14 @@ def verify(model_id: str | None = None) -> list[tuple[str, str, str]]:
     return results
 
 
-def import_file(model_id: str, file: str | os.PathLike, name: str | None = None) -> Path:
+def import_file(model_id: str, file: str | os.PathLike, name: str | None = None,
+                replace_recorded: bool = False) -> Path:
     """Copy a hand-carried weight file into the cache after checking its size and checksum.
 
     For a multi-file model the file is matched by its name (or ``name``). A file whose SHA-256 differs
-    from the published (or previously recorded) one is refused and nothing is installed.
+    from the published one is refused and nothing is installed. One that differs only from a SHA-256
+    *recorded* earlier (no published one) is refused unless ``replace_recorded`` (the user confirmed
+    that this file is the right one); its hash then replaces the record.
     """
     spec = get_spec(model_id)
     source = Path(file).expanduser()
@@ -423,29 +493,46 @@ def import_file(model_id: str, file: str | os.PathLike, name: str | None = None)
         raise LoGSAMError(f"Cannot import {source}: no such file.")
     target_spec = _pick_file(spec, name or source.name)
     expected_sha, expected_size = _expected(spec, target_spec)
+    recorded = not target_spec.sha256 and expected_sha is not None
+    if recorded and replace_recorded:
+        expected_sha, expected_size = None, target_spec.size  # the user vouches for this file instead
     size = source.stat().st_size
     if expected_size is not None and size != expected_size and not expected_sha:
         raise ChecksumError(f"Refusing {source}: it has {size} bytes but '{spec.id}/{target_spec.name}' has "
                             f"{expected_size}; it is truncated or a different file.")
     target = file_path(spec.id, target_spec.name)
     part = _part_path(spec.id, target_spec.name)
-    part.parent.mkdir(parents=True, exist_ok=True)
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    try:
-        with open(source, "rb") as src, open(part, "wb") as dst:
-            for block in iter(lambda: src.read(CHUNK), b""):
-                sha.update(block)
-                md5.update(block)
-                dst.write(block)
-        _accept(spec, target_spec, part, sha.hexdigest(), md5.hexdigest(), (expected_sha, expected_size),
-                what=f"Refusing {source}")
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-        raise
-    os.replace(part, target)
+    with _model_folder(spec.id):
+        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        try:
+            with open(source, "rb") as src, open(part, "wb") as dst:
+                for block in iter(lambda: src.read(CHUNK), b""):
+                    sha.update(block)
+                    md5.update(block)
+                    dst.write(block)
+            try:
+                _accept(spec, target_spec, part, sha.hexdigest(), md5.hexdigest(), (expected_sha, expected_size),
+                        what=f"Refusing {source}")
+            except ChecksumError as error:
+                if recorded and _rejection(spec, sha.hexdigest()) is None:
+                    raise RecordedChecksumMismatch(
+                        f"Refusing {source}: its SHA-256 {sha.hexdigest()} differs from the one recorded for "
+                        f"'{spec.id}/{target_spec.name}' at an earlier download or import ({expected_sha}); no "
+                        "checksum is published for it. If you trust this file, import it again and confirm "
+                        "(--replace-recorded) to replace the recorded checksum.") from error
+                raise
+            os.replace(part, target)
+        except OSError as error:
+            raise _cache_write_error(error) from error
+        finally:
+            with contextlib.suppress(OSError):
+                part.unlink()
     _finish(spec, target_spec, target, sha.hexdigest(), expected_sha)
     return target
+
+
+class RecordedChecksumMismatch(ChecksumError):
+    """An import differs only from a locally recorded (not published) checksum; the user may override."""
 
 
 def _pick_file(spec: ModelSpec, name: str) -> FileSpec:
@@ -494,12 +581,18 @@ def clear(model_id: str | None = None) -> list[Path]:
     Only folders of registry ids are touched; ``<cache>/registry.json`` (user configuration) stays.
     """
     ids = [get_spec(model_id).id] if model_id else sorted(registry())
+    folders = [model_dir(mid) for mid in ids]  # every folder checked before anything is deleted
     removed = []
-    for mid in ids:
-        folder = cache_dir() / mid
-        if folder.is_dir():
-            shutil.rmtree(folder)
-            removed.append(folder)
+    for mid, folder in zip(ids, folders, strict=True):
+        try:
+            if folder.is_symlink():
+                folder.unlink()  # a link the user made: remove the link, never what it points to
+                removed.append(folder)
+            elif folder.is_dir():
+                shutil.rmtree(folder)
+                removed.append(folder)
+        except OSError as error:
+            raise _cache_write_error(error) from error
         _forget_checksums(mid)
     return removed
 
@@ -533,12 +626,17 @@ def _download_file(spec: ModelSpec, file: FileSpec, progress: ProgressCallback |
     assert file.url is not None
     target = file_path(spec.id, file.name)
     part = _part_path(spec.id, file.name)
-    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        part.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _cache_write_error(error) from error
     expected_sha, expected_size = _expected(spec, file)
     if force and not file.sha256:
         expected_sha, expected_size = None, file.size  # --force also re-learns an unpublished checksum
-    if part.exists() and (force or (expected_size is not None and part.stat().st_size > expected_size)):
-        part.unlink()  # --force starts clean; a part longer than the real file cannot be a prefix of it
+    unvouched = expected_sha is None and not file.md5  # the hash will be recorded: every byte from the URL
+    if part.exists() and (force or unvouched
+                          or (expected_size is not None and part.stat().st_size > expected_size)):
+        part.unlink()  # start clean; a part longer than the real file cannot be a prefix of it
     label = f"{spec.id}/{file.name}"
     try:
         with _progress_reporter(progress, label) as report:

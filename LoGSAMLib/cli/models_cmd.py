@@ -9,7 +9,7 @@ from ..errors import LoGSAMError
 from .common import add_verbose, print_json, terminal_progress
 
 HELP = "list, download, verify, import and clear model weights"
-BAD_STATUSES = ("size-mismatch", "checksum-mismatch", "rejected")
+BAD_STATUSES = ("size-mismatch", "checksum-mismatch", "rejected", "unverified")
 
 
 def register(subparsers) -> None:
@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("model_id", metavar="ID")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--name", help="which file of a multi-file model this is (default: FILE's name)")
+    p.add_argument("--replace-recorded", action="store_true",
+                   help="where no checksum is published and FILE differs from the one recorded earlier, trust "
+                        "FILE and replace the recorded checksum (asked on a terminal)")
     add_verbose(p)
     p.set_defaults(func=run_import)
 
@@ -150,7 +153,17 @@ def run_path(args) -> int:
 def run_import(args) -> int:
     from .. import models
 
-    path = models.import_file(args.model_id, args.file, name=args.name)
+    try:
+        path = models.import_file(args.model_id, args.file, name=args.name, replace_recorded=args.replace_recorded)
+    except models.RecordedChecksumMismatch as error:
+        if not sys.stdin.isatty():
+            raise
+        print(error, file=sys.stderr)
+        answer = input("Trust this file and replace the recorded checksum? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing imported")
+            return 1
+        path = models.import_file(args.model_id, args.file, name=args.name, replace_recorded=True)
     print(f"{args.model_id}: {path}")
     return 0
 
