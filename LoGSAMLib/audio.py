@@ -26,6 +26,7 @@ SAMPLE_RATE = 16000
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 0.99
 CLIP_FRACTION = 0.01
+QUIET_DBFS = -35.0  # loudest 50 ms below this: a usable but very quiet dictation (a warning only)
 
 _FFMPEG_HINT = ("install ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg; "
                 "Windows: winget install ffmpeg) or use a .wav file")
@@ -162,12 +163,37 @@ def check_signal(audio: np.ndarray, samplerate: int = SAMPLE_RATE) -> None:
             "raise its input level in the system sound settings, or choose another input "
             "(`logsam record --list-devices`, then `--device N`)."
         )
-    clipped = float(np.mean(np.abs(audio) >= CLIP_LEVEL))
+    clipped = clipped_fraction(audio)
     if clipped > CLIP_FRACTION:
         raise AudioError(
             f"The recording is clipped ({clipped:.1%} of samples at full scale): lower the microphone input "
             "gain in the system sound settings or speak further from the microphone, then record again."
         )
+
+
+def clipped_fraction(audio: np.ndarray) -> float:
+    """The share of samples at full scale (|x| >= 0.99)."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    return float(np.mean(np.abs(audio) >= CLIP_LEVEL)) if audio.size else 0.0
+
+
+def level_warnings(audio: np.ndarray, samplerate: int = SAMPLE_RATE) -> list[str]:
+    """The checks of ``record`` for audio loaded from a file, as warnings for the report and the review:
+    clipping (words may be misheard, a "no" lost) and a very low level. Silence is left to the ASR,
+    which refuses it."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if audio.size == 0 or not np.all(np.isfinite(audio)):
+        return []
+    out = []
+    clipped = clipped_fraction(audio)
+    if clipped > CLIP_FRACTION:
+        out.append(f"The dictation audio is clipped ({clipped:.1%} of samples at full scale): words may be "
+                   "misheard; check the transcript and the findings carefully, or record again with lower gain.")
+    loudest = dbfs(float(frame_rms(audio, samplerate).max()))
+    if SILENCE_DBFS <= loudest < QUIET_DBFS:
+        out.append(f"The dictation audio is very quiet (loudest passage {loudest:.0f} dBFS): words may be "
+                   "missed; check the transcript carefully, or record again closer to the microphone.")
+    return out
 
 
 def voice_activity(audio: np.ndarray, samplerate: int = SAMPLE_RATE, frame_s: float = 0.03,

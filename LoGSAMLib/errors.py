@@ -17,6 +17,10 @@ class InputError(LoGSAMError):
     """Unreadable, unsupported or implausible input (file, volume, audio, text)."""
 
 
+class OutputError(LoGSAMError):
+    """An output cannot be written (disk full, folder removed...); nothing of the set was written."""
+
+
 class ModelMissingError(LoGSAMError):
     """A model file is not in the cache and cannot be downloaded now."""
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import OutputTransaction, atomic_path, check_writable_folder, write_text_atomic
-from .errors import InputError
+from .errors import InputError, OutputError
 from .types import Segmentation, Volume
 
 CLASS_LABELS: dict[str, int] = {"glioma": 1, "meningioma": 2, "pituitary": 3}
@@ -276,13 +276,7 @@ class OutputPlan:
 
     def check(self) -> None:
         """Raise :class:`InputError` (one line) for the first output that cannot or must not be written."""
-        for path in self.segmentations:
-            _suffix(path)
-        if not self.report.name.lower().endswith(REPORT_SUFFIX):
-            raise InputError(f"The report {self.report} must be a {REPORT_SUFFIX} file.")
-        for path in self.paths:
-            _check_place(path)
-        for n, path in enumerate(self.paths):
+        for n, path in enumerate(self.paths):  # identity first: it is the worst mistake
             for source in self.inputs:
                 if _same_file(path, source):
                     raise InputError(f"Refusing to write {path}: it is the input {source}, which is never "
@@ -291,38 +285,58 @@ class OutputPlan:
                 if _same_file(path, other):
                     raise InputError(f"Two outputs are the same file ({other} and {path}); give each its own "
                                      "name (the report defaults to <first output>.report.json).")
+        for path in self.paths:
+            _check_not_folder(path)
+        for path in self.segmentations:
+            _suffix(path)
+        if not self.report.name.lower().endswith(REPORT_SUFFIX):
+            raise InputError(f"The report {self.report} must be a {REPORT_SUFFIX} file.")
+        for path in self.paths:
+            problem = check_writable_folder(path.parent)
+            if problem:
+                raise InputError(f"Cannot write {path}: {problem}.")
 
     def write(self, seg: Segmentation, report: dict[str, Any]) -> list[Path]:
         """Write every segmentation output and the report: all of them, or none."""
         labels = _uint8_labels(seg.labelmap)
         text = report_text(report)
         suffixes = self.suffixes()
-        with OutputTransaction(self.paths, suffixes) as transaction:
-            for path in self.segmentations:
-                SEGMENTATION_WRITERS[suffixes[path]](seg, labels, transaction.temp(path))
-                transaction.written(path)
-            transaction.temp(self.report).write_text(text, encoding="utf-8")
-            transaction.written(self.report)
+        try:
+            with OutputTransaction(self.paths, suffixes) as transaction:
+                for path in self.segmentations:
+                    SEGMENTATION_WRITERS[suffixes[path]](seg, labels, transaction.temp(path))
+                    transaction.written(path)
+                transaction.temp(self.report).write_text(text, encoding="utf-8")
+                transaction.written(self.report)
+        except (OSError, RuntimeError) as error:  # disk full, folder gone, an ITK/slicerio write error
+            raise _write_failed(error) from error
         return self.paths
 
     def write_report_only(self, report: dict[str, Any]) -> Path:
         """Only the report (nothing was segmented): the transcript and findings are kept."""
         text = report_text(report)
-        with OutputTransaction([self.report]) as transaction:
-            transaction.temp(self.report).write_text(text, encoding="utf-8")
-            transaction.written(self.report)
+        try:
+            with OutputTransaction([self.report]) as transaction:
+                transaction.temp(self.report).write_text(text, encoding="utf-8")
+                transaction.written(self.report)
+        except (OSError, RuntimeError) as error:
+            raise _write_failed(error) from error
         return self.report
 
 
-def _check_place(path: Path) -> None:
+def _write_failed(error: Exception) -> OutputError:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[-1:]
+    where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
+    return OutputError(f"Writing the outputs failed{where}: {reason if isinstance(reason, str) else ''.join(reason)}; "
+                       "nothing was written (files they would have replaced are unchanged).")
+
+
+def _check_not_folder(path: Path) -> None:
     if path.is_dir():
         raise InputError(f"Cannot write {path}: it is a folder; give a file name inside it, e.g. "
                          f"{path / ('segmentation' + _example_suffix(path))}.")
     if path.exists() and not path.is_file():
         raise InputError(f"Cannot write {path}: it exists and is not a regular file.")
-    problem = check_writable_folder(path.parent)
-    if problem:
-        raise InputError(f"Cannot write {path}: {problem}.")
 
 
 def _example_suffix(path: Path) -> str:

@@ -69,7 +69,7 @@ def test_round_trip_keeps_pixels_and_geometry(tmp_path, suffix, direction):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left
 
 
-def _write_dicom_series(volume: Volume, folder: Path, series_uid: str) -> list[Path]:
+def _write_dicom_series(volume: Volume, folder: Path, series_uid: str, description: str = "") -> list[Path]:
     """One MR slice per file, with the geometry tags a scanner would write."""
     folder.mkdir(parents=True, exist_ok=True)
     image = to_sitk(volume.with_array(volume.array.astype(np.int16)))
@@ -91,6 +91,8 @@ def _write_dicom_series(volume: Volume, folder: Path, series_uid: str) -> list[P
             "0020|0037": "\\".join(f"{d:.8f}" for d in (*direction[:, 0], *direction[:, 1])),
             "0018|0050": str(volume.spacing[2]),
         }
+        if description:
+            tags["0008|103e"] = description
         for key, value in tags.items():
             slice_.SetMetaData(key, value)
         path = folder / f"{series_uid[-3:]}_{k:03d}.dcm"

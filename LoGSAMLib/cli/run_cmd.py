@@ -49,10 +49,15 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {"input": str(args.volume)}
     try:
         if args.audio is not None:
-            transcript = pipe.transcribe(args.audio, progress=progress)
+            from ..audio import level_warnings, load_audio
+
+            audio = load_audio(args.audio)
+            report["warnings"] = level_warnings(audio)
+            transcript = pipe.transcribe(audio, progress=progress)
             close()
             report["transcript"] = transcript.to_dict()
-            report["warnings"] = list(getattr(transcript, "warnings", None) or [])
+            for warning in report["warnings"]:
+                info(args, "warning: " + warning)
             info(args, f"Transcript ({transcript.language}): {transcript.text}")
             if transcript.translation is not None:
                 info(args, f"English translation: {transcript.translation}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .common import add_verbose, print_json, terminal_progress
 
 HELP = "transcribe (and translate) a dictation audio file with Whisper"
@@ -39,15 +41,21 @@ def run(args) -> int:
     try:
         transcriber = load_transcriber(args.model, device=args.device, backend=args.backend,
                                        precision=args.precision)
-        transcript = transcriber.transcribe(args.audio, language=args.language,
+        from ..audio import level_warnings, load_audio
+
+        audio = load_audio(args.audio)
+        warnings = level_warnings(audio)
+        transcript = transcriber.transcribe(audio, language=args.language,
                                             task_translate=not args.no_translate, progress=progress)
     finally:
         close()
+    for warning in warnings:
+        print(f"logsam transcribe: warning: {warning}", file=sys.stderr)
     if args.json:
         out = transcript.to_dict()
         out.update(backend=transcriber.backend_name, device=transcriber.device,
                    language_given=args.language is not None, load_seconds=round(transcriber.load_seconds, 3),
-                   encoder_passes=transcriber.last_encoder_passes)
+                   encoder_passes=transcriber.last_encoder_passes, warnings=warnings)
         print_json(out)
         return 0
     how = "given" if args.language else "detected"
