@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from .common import add_verbose, print_json, terminal_progress
 
@@ -43,10 +44,13 @@ def run(args) -> int:
                                        precision=args.precision)
         from ..audio import level_warnings, load_audio
 
+        started = time.perf_counter()
         audio = load_audio(args.audio)
+        loaded = time.perf_counter() - started
         warnings = level_warnings(audio)
         transcript = transcriber.transcribe(audio, language=args.language,
                                             task_translate=not args.no_translate, progress=progress)
+        transcript.timings = {"load_audio": round(loaded, 4), **transcript.timings}
     finally:
         close()
     for warning in warnings:
