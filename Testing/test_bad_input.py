@@ -288,7 +288,8 @@ SEG_CASES = [
                                              "600", "-o", "{out}/seg.nii.gz"), 2, r"does not overlap the image"),
     # Text.
     Case("text-not-utf8", _plain("run", "{in}", "--text", "glioma \udcff left", "-o", "{out}/seg.nii.gz"), 2,
-         r"--text is not valid UTF-8"),
+         r"The dictation text is not valid UTF-8 \(an undecodable byte at character 8\)"),
+    Case("extract-text-not-utf8", lambda tmp: ["extract", "no glioma \udcfe"], 2, r"dictation text is not valid UTF-8"),
     # A good run, for contrast: the complete set.
     Case("good-run", _plain(*_seg()), 0, outputs=COMPLETE),
 ]

@@ -15,6 +15,7 @@ import traceback
 from .. import __version__
 from ..atomic import Interrupted, OutputTransaction, handle_signals
 from ..errors import LoGSAMError
+from .common import check_text_arguments
 
 # Order shown in --help.
 SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "evaluate", "train", "models")
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM behaves like Ctrl-C: every cleanup runs and no partial output stays.
     with handle_signals():
         try:
+            check_text_arguments(args)
             return int(args.func(args) or 0)
         except LoGSAMError as error:
             if args.verbose:

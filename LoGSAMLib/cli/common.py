@@ -17,6 +17,22 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
                         help="show details and tracebacks on errors")
 
 
+def check_text_arguments(args: argparse.Namespace) -> None:
+    """The dictation text (``--text``, ``extract TEXT``) must be valid UTF-8: a shell passes undecodable
+    bytes as lone surrogates, which would crash the NLP or the report far from here."""
+    from ..errors import InputError
+
+    values = getattr(args, "text", None)
+    for value in values if isinstance(values, list) else [values]:
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InputError(f"The dictation text is not valid UTF-8 (an undecodable byte at character "
+                             f"{error.start + 1}); set the terminal to UTF-8 or retype the text.") from None
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")

@@ -99,18 +99,6 @@ def check_numbers(args: argparse.Namespace) -> None:
                              "not a box; give two opposite corners of the tumor's box.")
 
 
-def check_text(value: str, option: str) -> str:
-    """A text argument that is valid UTF-8 (the shell passes undecodable bytes as surrogates)."""
-    from ..errors import InputError
-
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise InputError(f"{option} is not valid UTF-8 text (undecodable byte at character {error.start + 1}); "
-                         "set the terminal to UTF-8 or retype the text.") from None
-    return value
-
-
 def output_plan(args: argparse.Namespace):
     """Check every output against the inputs and each other before any work (an OutputPlan)."""
     from ..outputs import OutputPlan

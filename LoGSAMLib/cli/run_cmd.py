@@ -10,7 +10,6 @@ from .common import add_verbose, print_json, terminal_progress
 from .pipeline_args import (
     add_input_output,
     add_model_options,
-    check_text,
     info,
     prepare,
     read_input,
@@ -41,8 +40,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.text is not None:
-        check_text(args.text, "--text")
     plan, pipe = prepare(args)
     volume = read_input(args)
     progress, close = terminal_progress()
