@@ -17,9 +17,11 @@ Signals: :func:`handle_signals` turns SIGINT and SIGTERM into :class:`Interrupte
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
+import shutil
 import signal
 import tempfile
 import time
@@ -35,7 +37,14 @@ PAUSE_ENV = "LOGSAM_TEST_PAUSE"
 # Indirections so that the fault-injection tests can fail one filesystem step at a time.
 _fsync: Callable[[int], None] = os.fsync
 _replace: Callable[[str | os.PathLike, str | os.PathLike], None] = os.replace
-_link: Callable[[str | os.PathLike, str | os.PathLike], None] = os.link
+
+
+def _link(source: str | os.PathLike, link: str | os.PathLike) -> None:
+    os.link(source, link, follow_symlinks=False)
+
+
+# Filesystems without hard links (FAT, some shares): the old file is copied aside instead.
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
 
 
 # ------------------------------------------------------------------------------- signals
@@ -276,11 +285,8 @@ class OutputTransaction:
         with critical():
             try:
                 for n, (target, tmp) in enumerate(self._temps.items(), start=1):
-                    if target.is_file() and not target.is_symlink():
-                        backup = _create_temp(target, ".bak")
-                        backup.unlink()
-                        _link(target, backup)  # the old file stays reachable until the commit is done
-                        backups[target] = backup
+                    if os.path.lexists(target):
+                        backups[target] = self._back_up(target)
                     _replace(tmp, target)
                     renamed.append(target)
                     _pause(f"renamed-{n}")
@@ -296,6 +302,19 @@ class OutputTransaction:
                     backup.unlink()
             self.committed = True
             OutputTransaction.last_committed = list(self.targets)
+
+    @staticmethod
+    def _back_up(target: Path) -> Path:
+        """Keep the file a target replaces reachable until the commit is done (a hard link, else a copy)."""
+        backup = _create_temp(target, ".bak")
+        backup.unlink()
+        try:
+            _link(target, backup)
+        except OSError as error:
+            if error.errno not in _NO_LINKS:
+                raise
+            shutil.copy2(target, backup, follow_symlinks=False)
+        return backup
 
     def _roll_back(self, renamed: list[Path], backups: dict[Path, Path]) -> None:
         for target in renamed:

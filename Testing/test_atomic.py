@@ -114,3 +114,16 @@ def test_clean_stale_parts_removes_only_dead_processes_files(tmp_path):
         path.write_bytes(b"x")
     assert atomic.clean_stale_parts(tmp_path) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, unrelated.name])
+
+
+def test_a_filesystem_without_hard_links_still_commits(tmp_path, monkeypatch):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "seg.nii.gz").write_bytes(OLD["seg.nii.gz"])
+
+    def no_links(source, link):
+        raise OSError(1, "Operation not permitted")  # what FAT and some network shares answer
+
+    monkeypatch.setattr(atomic, "_link", no_links)
+    _write_all(folder)
+    assert _state(folder) == {n: _new(n) for n in NAMES}
