@@ -44,9 +44,14 @@ _MAX_MODIFIERS = 6
 _PREDICATE_VERBS = frozenset({
     "is", "are", "was", "were", "be", "been", "being", "represents", "represent", "representing", "reflects",
     "reflect", "indicates", "indicate", "corresponds", "constitutes", "has", "have", "had", "harbors",
-    "harbours", "shows", "show", "contains", "ist", "sei", "sind", "hat", "entspricht", "darstellt",
+    "harbours", "shows", "show", "contains", "suggest", "suggests", "suggesting", "would", "could", "may",
+    "might", "ist", "sei", "sind", "hat", "entspricht", "darstellt",
 })
-_Trigger = tuple[int, int, "tuple[int, int] | None"]  # start, end, covering pseudo-negation
+_Trigger = tuple[int, int, "tuple[int, int] | None"]
+# "Glioma is excluded, as is pituitary adenoma": the second finding echoes the first one's predicate.
+_ECHOES = frozenset({("as", "is"), ("as", "are"), ("as", "was"), ("as", "were"), ("so", "is"), ("so", "are"),
+                     ("nor", "is"), ("nor", "are"), ("nor", "was")})
+_ARTICLES = frozenset({"a", "an", "the", "any"})  # start, end, covering pseudo-negation
 
 
 def is_reference(doc: Doc, scope_start: int, ent_start: int) -> bool:
@@ -137,15 +142,32 @@ class ScopedNegex(Negex):
                 if cue is not None:
                     ent._.set(self.extension_name, True)
                     ent._.set(CUES_EXT, (*ent._.get(CUES_EXT), f"{self.pass_name}: {cue}"))
+        self._echo(doc)
         return doc
+
+    def _echo(self, doc: Doc) -> None:
+        """An entity introduced by "as is" / "nor is" takes the flag of the entity before it in its sentence."""
+        ents = list(doc.ents)
+        for previous, ent in zip(ents, ents[1:], strict=False):
+            i = ent.start - 1
+            while i > previous.end and doc[i].lower_ in _ARTICLES:
+                i -= 1
+            if (i - 1 < previous.end or (doc[i - 1].lower_, doc[i].lower_) not in _ECHOES
+                    or not previous._.get(self.extension_name) or ent._.get(self.extension_name)
+                    or previous.sent.start != ent.sent.start):
+                continue
+            ent._.set(self.extension_name, True)
+            ent._.set(CUES_EXT, (*ent._.get(CUES_EXT),
+                                 f"{self.pass_name}: '{doc[i - 1:i + 1].text}' echoes the {previous.text}"))
 
     @staticmethod
     def _quantified(doc: Doc, start: int, end: int, preceding: list[_Trigger]) -> bool:
-        """The termination term is the noun (or its modifier) that a denial just before it quantifies."""
+        """The termination term is the noun that a denial just before it quantifies ("no findings",
+        "no suspicious imaging findings"): at most two words, no punctuation, in between."""
         words = [t.lower_ for t in doc[start:end]]
         if not words or any(w not in DENIAL_NOUNS for w in words):
             return False
-        return any(t_end <= start <= t_end + 2 and all(w.lower_ in DENIAL_NOUNS for w in doc[t_end:start])
+        return any(t_end <= start <= t_end + 2 and not any(w.is_punct for w in doc[t_end:start])
                    for _s, t_end, cover in preceding if cover is None)
 
     def _applies(self, ent: Span, preceding: list[_Trigger], following: list[_Trigger],

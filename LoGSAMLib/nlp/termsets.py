@@ -80,7 +80,8 @@ _READER_DENIAL = [
     "no features suggestive of", "no findings suggestive of", "no imaging features of",
     "no radiological evidence of", "no radiologic evidence of", "no mri evidence of", "no convincing",
     "no convincing evidence of", "no definite evidence of", "no features to suggest", "nothing to suggest",
-    "no evidence that",
+    "no evidence that", "unlikely that", "very unlikely that", "highly unlikely that", "improbable that",
+    "doubtful that", "not likely that", "no reason to suspect", "no reason to believe",
 ]
 # After the concept: "screening for meningioma was negative", "the glioma has not recurred".
 _AFTER_CONCEPT = [
@@ -91,7 +92,8 @@ _AFTER_CONCEPT = [
     "is not the diagnosis", "not the diagnosis", "not supported", "is not supported", "is not likely",
     "seems unlikely", "appears unlikely", "is doubtful", "doubtful", "seems doubtful", "is improbable",
     "improbable", "not in question", "not a concern", "is not a concern", "no longer seen", "not there",
-    "has disappeared", "disappeared", "gone", "is gone", "not the case",
+    "has disappeared", "disappeared", "gone", "is gone", "not the case", "none", "none seen",
+    "none identified", "none found", "none detected",
 ]
 # The quantified noun of a denial ("no findings suggestive of", "no imaging findings to suggest") is no
 # clause opener, so these termination terms do not cut the scope of a denial right before them.
@@ -129,7 +131,7 @@ def _negation() -> TermSet:
         "not likely", "free", *_AFTER_CONCEPT,
     ] + [f"not been {verb}" for verb in _SEEN_VERBS] + [f"not {verb}" for verb in _SEEN_VERBS] + [
         f"not {hedge} {verb}" for hedge in ("clearly", "definitely", "convincingly") for verb in _SEEN_VERBS
-    ] + german.NEGATION_FOLLOWING
+    ] + [f"not be {verb}" for verb in _SEEN_VERBS] + german.NEGATION_FOLLOWING
     pseudo = base["pseudo_negations"] + [
         "no mass effect", "no significant mass effect", "no relevant mass effect", "without mass effect",
         "without significant mass effect", "no midline shift", "without midline shift",
