@@ -27,7 +27,10 @@ if not Span.has_extension(CUES_EXT):
 _REFERENCE_PREPOSITIONS = frozenset({
     "within", "in", "inside", "into", "around", "surrounding", "by", "from", "on", "at", "near", "along",
     "adjacent", "involving", "throughout", "beyond", "abutting", "about", "across",
+    "im", "innerhalb", "durch", "entlang", "am", "um", "neben", "angrenzend",
 })
+# "in keeping with a glioma", "im Sinne eines Glioms": the preposition introduces the diagnosis itself.
+_DIAGNOSTIC_PHRASES = frozenset({"keeping", "sinne", "favor", "favour", "terms", "form"})
 _DETERMINERS = frozenset({"the", "this", "these", "that", "those", "its", "their"})
 _LIST_WORDS = frozenset({"or", "and", "nor", "of", "to", "for", "with", "as"})
 # "no <property> of the glioma" describes the glioma ("no enhancement of the glioma"); any other noun before
@@ -76,7 +79,7 @@ def is_reference(doc: Doc, scope_start: int, ent_start: int) -> bool:
                 return doc[i - 2].lower_ in _PROPERTIES
             return not (before.is_punct or before.lower_ in _LIST_WORDS)
         if low in _REFERENCE_PREPOSITIONS:
-            return True
+            return not (i + 1 < len(doc) and doc[i + 1].lower_ in _DIAGNOSTIC_PHRASES)
         if token.is_punct or low in _LIST_WORDS:
             return False
         i -= 1

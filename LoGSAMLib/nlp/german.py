@@ -34,7 +34,8 @@ CLASS_STEMS: dict[str, tuple[str, ...]] = {
 }
 # Multi-word German class phrases ("Adenom der Hypophyse" is the pituitary adenoma; "Adenom" alone is too).
 CLASS_PHRASES: dict[str, tuple[str, ...]] = {
-    "glioma": (*_inflect(*CLASS_STEMS["glioma"]), "gliale neoplasie", "glialer tumor", "gliomatose",
+    "glioma": (*_inflect(*CLASS_STEMS["glioma"]), "gliale neoplasie", "glialer tumor", "glialen tumor",
+               "gliale tumoren", "glialen tumors", "glialer neoplasie", "glialen neoplasie", "gliomatose",
                "gliomatosis cerebri", "pilozytisches astrozytom", "diffuses astrozytom"),
     "meningioma": _inflect(*CLASS_STEMS["meningioma"]),
     "pituitary": (*_inflect(*CLASS_STEMS["pituitary"]), "makro adenom", "mikro adenom",

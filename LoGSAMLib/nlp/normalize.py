@@ -10,6 +10,7 @@ offsets still point at the words the radiologist wrote.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,10 +38,26 @@ class Normalized:
 Replace = Callable[["re.Match[str]"], str]
 
 
+def _align(old: str, new: str) -> list[int]:
+    """For each character of ``new``, the index of the ``old`` character it stands for: kept characters map
+    to themselves, inserted ones (a space splitting a compound) to their left neighbour, rewritten ones in
+    order onto the rewritten run."""
+    if len(old) == len(new):
+        return list(range(len(new)))
+    source: list[int] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if op == "equal":
+            source.extend(range(i1, i2))
+        elif op == "insert":
+            source.extend([max(i1 - 1, 0)] * (j2 - j1))
+        elif op == "replace":
+            source.extend(i1 + min(k, i2 - i1 - 1) for k in range(j2 - j1))
+    return source
+
+
 def _substitute(norm: Normalized, pattern: re.Pattern[str], replace: Replace | str) -> Normalized:
-    """``pattern.sub`` that keeps the character map: a replacement's characters map onto the matched
-    characters in order (the last one takes the rest), so a shorter or longer replacement still spans
-    exactly the original words."""
+    """``pattern.sub`` that keeps the character map (see :func:`_align`), so a shorter or longer
+    replacement still spans exactly the original words."""
     text, starts, ends = norm.text, norm.starts, norm.ends
     out: list[str] = []
     new_starts: list[int] = []
@@ -49,19 +66,19 @@ def _substitute(norm: Normalized, pattern: re.Pattern[str], replace: Replace | s
     for match in pattern.finditer(text):
         a, b = match.span()
         new = replace(match) if callable(replace) else match.expand(replace)
-        if new == match.group(0):
+        if new == match.group(0) or a == b:
             continue
         out.append(text[last:a])
         new_starts.extend(starts[last:a])
         new_ends.extend(ends[last:a])
-        width = b - a
-        for k in range(len(new)):
-            source = a + min(k, width - 1) if width else max(a - 1, 0)
-            new_starts.append(starts[source] if starts else 0)
-            new_ends.append(ends[b - 1] if (k == len(new) - 1 and width) else (ends[source] if ends else 0))
+        source = _align(match.group(0), new)
+        new_starts.extend(starts[a + k] for k in source)
+        new_ends.extend(ends[a + k] for k in source)
+        if source:  # the last character of a replacement reaches the end of what it replaced
+            new_ends[-1] = ends[b - 1]
         out.append(new)
         last = b
-    if last == 0 and not out:
+    if not out:
         return norm
     out.append(text[last:])
     new_starts.extend(starts[last:])

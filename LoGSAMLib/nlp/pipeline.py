@@ -46,6 +46,8 @@ def build_pipeline() -> Any:
     )
 
     nlp = spacy.blank("en")
+    # German shares the pipeline: "im" is "in the" ("im Frontallappen"), not the English "I'm".
+    nlp.tokenizer.rules = {k: v for k, v in nlp.tokenizer.rules.items() if k.lower() != "im"}
     nlp.add_pipe("sentencizer", config={"punct_chars": [*Sentencizer.default_punct_chars, ";"]})
     nlp.add_pipe("logsam_line_breaks")
     ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER", "validate": False})
