@@ -16,7 +16,8 @@ from .vocabulary import REGIONS, SIDES, expand
 
 SIDE_KEY = "logsam_side"
 REGION_KEY = "logsam_region"
-# Why each context flag was set: "negation: 'no evidence of' (before)", one entry per pass that applied.
+# Why each context flag was set: (pass, trigger start char, trigger end char, how) per pass that applied;
+# rendered on the original text as "negation: 'no evidence of' (before)" (see :func:`render_cue`).
 CUES_EXT = "logsam_cues"
 if not Span.has_extension(CUES_EXT):
     Span.set_extension(CUES_EXT, default=())
@@ -144,7 +145,7 @@ class ScopedNegex(Negex):
                 cue = self._applies(ent, preceding, following, predicates)
                 if cue is not None:
                     ent._.set(self.extension_name, True)
-                    ent._.set(CUES_EXT, (*ent._.get(CUES_EXT), f"{self.pass_name}: {cue}"))
+                    ent._.set(CUES_EXT, (*ent._.get(CUES_EXT), (self.pass_name, *cue)))
         self._echo(doc)
         return doc
 
@@ -160,8 +161,9 @@ class ScopedNegex(Negex):
                     or previous.sent.start != ent.sent.start):
                 continue
             ent._.set(self.extension_name, True)
-            ent._.set(CUES_EXT, (*ent._.get(CUES_EXT),
-                                 f"{self.pass_name}: '{doc[i - 1:i + 1].text}' echoes the {previous.text}"))
+            echo = doc[i - 1:i + 1]
+            ent._.set(CUES_EXT, (*ent._.get(CUES_EXT), (self.pass_name, echo.start_char, echo.end_char,
+                                                        f"echoes '{previous.text}'")))
 
     @staticmethod
     def _quantified(doc: Doc, start: int, end: int, preceding: list[_Trigger]) -> bool:
@@ -174,20 +176,20 @@ class ScopedNegex(Negex):
                    for _s, t_end, cover in preceding if cover is None)
 
     def _applies(self, ent: Span, preceding: list[_Trigger], following: list[_Trigger],
-                 predicates: list[tuple[int, int]]) -> str | None:
-        """The cue that puts ``ent`` in this pass's scope ("'no evidence of' (before)"), else None."""
+                 predicates: list[tuple[int, int]]) -> tuple[int, int, str] | None:
+        """The trigger that puts ``ent`` in this pass's scope (start char, end char, "before"/"after")."""
         doc = ent.doc
         for start, end, cover in preceding:
             if not _counts(cover, ent):
                 continue
             if start < ent.start and not is_reference(doc, min(end, ent.start), ent.start):
-                return f"'{doc[start:end].text}' (before)"
+                return doc[start:end].start_char, doc[start:end].end_char, "before"
         for start, end, cover in following:
             if not _counts(cover, ent) or not ent.end <= start <= ent.end + self.max_following_gap:
                 continue
             # "Glioma not excluded, meningioma excluded": the glioma already has its own predicate.
             if not any(ent.end <= s and e <= start for s, e in predicates):
-                return f"'{doc[start:end].text}' (after)"
+                return doc[start:end].start_char, doc[start:end].end_char, "after"
         return None
 
 

@@ -97,6 +97,13 @@ def _run_context(nlp: Any, doc: Any) -> Any:
     return doc
 
 
+def _render_cue(cue: tuple[str, int, int, str], norm: Normalized) -> str:
+    """"negation: 'no evidence of' (before)", the trigger quoted from the original text."""
+    name, start, end, how = cue
+    start, end = norm.span(start, end)
+    return f"{name}: '{norm.original[start:end]}' ({how})"
+
+
 def _collect(doc: Any, anchor_labels: tuple[str, ...], norm: Normalized) -> dict[int, Finding]:
     """ent start token -> Finding for every anchor entity (label = class or canonical name); offsets and
     evidence text are those of the original (not normalised) text."""
@@ -108,7 +115,7 @@ def _collect(doc: Any, anchor_labels: tuple[str, ...], norm: Normalized) -> dict
     out: dict[int, Finding] = {}
     for ent in anchors:
         negated, uncertain, historical = _flags(ent)
-        cues = tuple(ent._.get(CUES_EXT) or ())
+        cues = tuple(_render_cue(cue, norm) for cue in ent._.get(CUES_EXT) or ())
         if resolved and ent._.get(TREATED_EXT):
             negated = True  # "status post resection of X ... no residual tumor": X is gone
             cues += ("treatment: the text says no residual or recurrent tumor is left",)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from .german import CLASS_PHRASES
+
 SUPPORTED: dict[str, str] = {"en": "English", "de": "German"}
 
 # Frequent function words and report words per language; a word that is common to two languages
@@ -19,7 +21,8 @@ _WORDS: dict[str, frozenset[str]] = {
     "de": frozenset("der die das den dem des und ist sind ein eine einer eines einem einen kein keine keinen "
                     "nicht mit auf im zum zur von bei nach links rechts hinweis anhalt nachweis ohne "
                     "vereinbar verdacht sich zeigt befund beurteilung raumforderung also wie auch "
-                    "wird wurde am ehesten bekannt".split()),
+                    "wird wurde am ehesten bekannt oder beidseits weder noch unauffällig unauffälliges "
+                    "zustand".split()),
     "fr": frozenset("le la les des du est une un pas avec sans pour dans sur gauche droite aucun aucune "
                     "lésion présence absence et ou au aux".split()),
     "es": frozenset("el la los las del es una un con sin para por izquierdo derecho hay lesión ningún "
@@ -28,6 +31,10 @@ _WORDS: dict[str, frozenset[str]] = {
                     "lesione evidenza e o che".split()),
     "nl": frozenset("de het een geen niet met van op links rechts laesie bevinding en of zonder is".split()),
 }
+# German class words ("Meningeome") and report word endings ("differentialdiagnostisch", "Raumforderung").
+_GERMAN_TERMS = frozenset(w for forms in CLASS_PHRASES.values() for form in forms for w in form.split()
+                          if w.endswith(("om", "oms", "ome", "omen")) and w != "adenom")
+_GERMAN_ENDINGS = ("isch", "ung", "ungen", "lich", "keit", "heit", "lappen")
 _NAMES = {"fr": "French", "es": "Spanish", "it": "Italian", "nl": "Dutch"}
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _MIN_WORDS = 3
@@ -42,7 +49,9 @@ def detect_language(text: str, default: str = "en") -> str:
     text is too short to tell. German umlauts and ß count for German."""
     words = [w.lower() for w in _WORD.findall(text)]
     scores = {code: sum(w in vocab for w in words) for code, vocab in _WORDS.items()}
-    scores["de"] += sum(any(c in w for c in "äöüß") for w in words)
+    scores["de"] += sum(any(c in w for c in "äöüß") or w in _GERMAN_TERMS or w.endswith(_GERMAN_ENDINGS)
+                        or (w.endswith(("om", "oms", "ome", "omen")) and any(t in w for t in _GERMAN_TERMS))
+                        for w in words)
     best = max(scores, key=lambda code: (scores[code], code == default))
     if scores[best] < min(_MIN_WORDS, max(1, len(words) // 3)):
         return default
