@@ -191,6 +191,15 @@ class Pipeline:
 
         return extract(text)
 
+    def cross_check(self, transcript: Transcript) -> Any:
+        """``CrossCheck`` of the spoken-language transcript against its English translation (None when
+        Whisper gave no translation): a disagreement must be confirmed before segmenting."""
+        if transcript.translation is None:
+            return None
+        from .nlp.crosscheck import cross_check
+
+        return cross_check(transcript.text, transcript.translation, transcript.language)
+
     # ------------------------------------------------------------------ segmentation
 
     def start_detection(

@@ -69,9 +69,13 @@ class Finding:
     historical: bool = False
     side: str | None = None  # "left" | "right" | "bilateral" | None
     region: str | None = None  # "frontal", "sella", ...
+    family: bool = False  # a relative's tumor ("mother had a meningioma"): not the patient's, counted negated
+    cues: tuple[str, ...] = ()  # why each flag is set: "negex: 'no evidence of' (before)", ...
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["cues"] = list(self.cues)
+        return d
 
 
 @dataclass
@@ -84,6 +88,8 @@ class Findings:
     negated: list[str] = field(default_factory=list)  # classes mentioned only negated
     unsupported: list[str] = field(default_factory=list)  # e.g. "metastasis", "hemorrhage"
     prompts: dict[str, str] = field(default_factory=dict)  # class -> detector caption
+    language: str = "en"  # ISO 639-1 code of the text, detected or given
+    warnings: list[str] = field(default_factory=list)  # e.g. the text is in a language the rules do not read
 
     @property
     def prompt(self) -> str:
@@ -108,6 +114,8 @@ class Findings:
             "findings": [f.to_dict() for f in self.findings],
             "prompt": self.prompt,
             "prompts": dict(self.prompts),
+            "language": self.language,
+            "warnings": list(self.warnings),
         }
 
 

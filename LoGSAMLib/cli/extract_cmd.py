@@ -19,6 +19,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "extract", help=HELP, description=HELP + ". Reads one dictation (TEXT) or a file with one per line.",
         epilog='examples:  logsam extract "Left frontal glioblastoma, no meningioma."\n'
+               '           logsam extract "Kein Hinweis auf ein Meningeom, V.a. Gliom links frontal."\n'
                "           logsam extract --file dictations.txt --json > findings.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -29,6 +30,9 @@ def register(subparsers) -> None:
                         help="print JSON Lines: one object per dictation, in input order")
     parser.add_argument("--style", default=DEFAULT_STYLE, choices=sorted(STYLES),
                         help=f"detector caption style (default: {DEFAULT_STYLE}, the class names used in training)")
+    parser.add_argument("--language", default=None, metavar="CODE",
+                        help="language of the text, e.g. en or de (default: detected per dictation; "
+                             "English and German are read, others get a warning)")
     add_verbose(parser)
     parser.set_defaults(func=run)
 
@@ -70,7 +74,7 @@ def _describe(summary: dict) -> str:
 
 
 def _human(findings, summaries: dict[str, dict]) -> list[str]:
-    lines = []
+    lines = [f"Warning: {w}" for w in findings.warnings]
     if findings.affirmed:
         lines.append("Affirmed: " + ", ".join(c + _describe(summaries[c]) for c in findings.affirmed))
     else:
@@ -89,7 +93,7 @@ def run(args) -> int:
     from ..nlp import class_summary, extract
 
     for number, text in _dictations(args):
-        findings = extract(text, style=args.style)
+        findings = extract(text, style=args.style, language=args.language)
         summaries = class_summary(findings)
         if args.json:
             record = findings.to_dict()

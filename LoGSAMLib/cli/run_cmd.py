@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     add_input_output(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--audio", type=Path, help="recorded dictation (WAV/FLAC/MP3/OGG)")
-    source.add_argument("--text", help="typed or corrected dictation text (English)")
+    source.add_argument("--text", help="typed or corrected dictation text (English or German)")
     speech = parser.add_argument_group("speech")
     speech.add_argument("--whisper-model", default=None,
                         help="whisper-large-v3 (the method's model), whisper-small, ... (default by device)")
@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     speech.add_argument("--language", default=None, help="spoken language, e.g. de (default: detect)")
     parser.add_argument("--confirm", action="store_true",
                         help="show the transcript and findings and ask before segmenting (the detector "
-                             "starts searching while you read; nothing is segmented without a yes)")
+                             "starts searching while you read; nothing is segmented without a yes); needed "
+                             "when the transcript and its English translation name different classes")
     add_model_options(parser)
     add_verbose(parser)
     parser.set_defaults(func=run)
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     volume = read_input(args)
     progress, close = terminal_progress()
     report: dict = {"input": str(args.volume)}
+    check = None
     try:
         if args.audio is not None:
             from ..audio import level_warnings, load_audio
@@ -59,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
             if transcript.translation is not None:
                 info(args, f"English translation: {transcript.translation}")
             text = transcript.english
+            check = pipe.cross_check(transcript)
+            if check is not None:
+                report["cross_check"] = check.to_dict()
         else:
             text = args.text
             report["transcript"] = None
@@ -66,6 +71,14 @@ def run(args: argparse.Namespace) -> int:
         report["findings"] = findings.to_dict()
         info(args, _describe_findings(findings))
 
+        if check is not None and not check.agree:
+            # Shown even with --quiet: a lost "kein" would segment a tumor the radiologist denied.
+            print(f"\n*** CROSS-CHECK FAILED ***\n{check.message}\n", file=sys.stderr)
+            if not args.confirm:
+                _save_partial_report(args, report)
+                print("Not segmented: rerun with --confirm to read the findings and answer yes. The transcript "
+                      "was kept in " + str(report_path(args)), file=sys.stderr)
+                return 4
         if not findings.affirmed:
             plan.write_report_only({**report, "outputs": []})
             info(args, "Nothing to segment. The dictation was kept in " + str(plan.report))
@@ -73,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         if args.confirm:
             # The detector searches while the user reads; only a "yes" lets its boxes be used.
             pipe.start_detection(volume, findings.affirmed, findings)
-            if not _ask(f"Segment {', '.join(findings.affirmed)}? [y/N] "):
+            warning = "the transcript and translation DISAGREE. " if check is not None and not check.agree else ""
+            if not _ask(f"{warning}Segment {', '.join(findings.affirmed)}? [y/N] "):
                 pipe.cancel_detection()
                 plan.write_report_only({**report, "outputs": []})
                 info(args, "Not segmented. The dictation was kept in " + str(plan.report))

@@ -8,6 +8,11 @@ Public API (spaCy is imported on first use, not here):
 - :func:`mentions` (text, phrase) -> every mention of a phrase with its flags, side and region.
 - :func:`extract` (text, prompts=None, style="class") -> :class:`LoGSAMLib.types.Findings`.
 - :func:`class_summary` (findings) -> {class: {"assertion", "side", "region"}} for display.
+- :func:`LoGSAMLib.nlp.crosscheck.cross_check` (original, translation, language) -> do a German
+  transcript and its English translation name the same classes?
+
+Text is normalised once (:mod:`.normalize`: whitespace, ASR artefacts, German abbreviations and compounds)
+and evidence offsets are mapped back to the original. English and German (:mod:`.german`) share the rules.
 """
 
 from __future__ import annotations
@@ -49,11 +54,13 @@ def mentions(text: str, phrase: str) -> list[Finding]:
     return run(text, phrase)
 
 
-def extract(text: str, prompts: dict[str, str] | None = None, *, style: str = "class") -> Findings:
-    """Tumor findings of a dictation: affirmed / negated classes, per-mention detail, detector prompts."""
+def extract(text: str, prompts: dict[str, str] | None = None, *, style: str = "class",
+            language: str | None = None) -> Findings:
+    """Tumor findings of a dictation: affirmed / negated classes, per-mention detail, detector prompts,
+    the text's language (``language`` given or detected) and warnings."""
     from .extractor import extract as run
 
-    return run(text, prompts, style=style)
+    return run(text, prompts, style=style, language=language)
 
 
 def class_summary(findings: Findings) -> dict[str, dict[str, Any]]:

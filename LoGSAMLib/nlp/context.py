@@ -11,10 +11,16 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from .termsets import DENIAL_NOUNS
 from .vocabulary import REGIONS, SIDES, expand
 
 SIDE_KEY = "logsam_side"
 REGION_KEY = "logsam_region"
+# Why each context flag was set: (pass, trigger start char, trigger end char, how) per pass that applied;
+# rendered on the original text as "negation: 'no evidence of' (before)" (see :func:`render_cue`).
+CUES_EXT = "logsam_cues"
+if not Span.has_extension(CUES_EXT):
+    Span.set_extension(CUES_EXT, default=())
 
 # A finding introduced by one of these is where the negated thing is, not what is negated:
 # "no hemorrhage within the glioma", "no invasion of the sinus by the adenoma". "of" is absent on purpose:
@@ -22,7 +28,10 @@ REGION_KEY = "logsam_region"
 _REFERENCE_PREPOSITIONS = frozenset({
     "within", "in", "inside", "into", "around", "surrounding", "by", "from", "on", "at", "near", "along",
     "adjacent", "involving", "throughout", "beyond", "abutting", "about", "across",
+    "im", "innerhalb", "durch", "entlang", "am", "um", "neben", "angrenzend",
 })
+# "in keeping with a glioma", "im Sinne eines Glioms": the preposition introduces the diagnosis itself.
+_DIAGNOSTIC_PHRASES = frozenset({"keeping", "sinne", "favor", "favour", "terms", "form"})
 _DETERMINERS = frozenset({"the", "this", "these", "that", "those", "its", "their"})
 _LIST_WORDS = frozenset({"or", "and", "nor", "of", "to", "for", "with", "as"})
 # "no <property> of the glioma" describes the glioma ("no enhancement of the glioma"); any other noun before
@@ -34,7 +43,19 @@ _PROPERTIES = frozenset({
     "increase", "shift", "displacement", "effect", "spread", "dissemination", "cyst", "cysts", "rupture",
 })
 _MAX_MODIFIERS = 6
-_Trigger = tuple[int, int, "tuple[int, int] | None"]  # start, end, covering pseudo-negation
+# A verb between the determiner phrase and the finding makes the finding the predicate, not a reference
+# point: "I do not think this is a glioma", "no evidence that the lesion represents an adenoma".
+_PREDICATE_VERBS = frozenset({
+    "is", "are", "was", "were", "be", "been", "being", "represents", "represent", "representing", "reflects",
+    "reflect", "indicates", "indicate", "corresponds", "constitutes", "has", "have", "had", "harbors",
+    "harbours", "shows", "show", "contains", "suggest", "suggests", "suggesting", "would", "could", "may",
+    "might", "ist", "sei", "sind", "hat", "entspricht", "darstellt",
+})
+_Trigger = tuple[int, int, "tuple[int, int] | None"]
+# "Glioma is excluded, as is pituitary adenoma": the second finding echoes the first one's predicate.
+_ECHOES = frozenset({("as", "is"), ("as", "are"), ("as", "was"), ("as", "were"), ("so", "is"), ("so", "are"),
+                     ("nor", "is"), ("nor", "are"), ("nor", "was")})
+_ARTICLES = frozenset({"a", "an", "the", "any"})  # start, end, covering pseudo-negation
 
 
 def is_reference(doc: Doc, scope_start: int, ent_start: int) -> bool:
@@ -49,6 +70,8 @@ def is_reference(doc: Doc, scope_start: int, ent_start: int) -> bool:
     while i >= scope_start and steps <= _MAX_MODIFIERS:
         token = doc[i]
         low = token.lower_
+        if low in _PREDICATE_VERBS:
+            return False
         if low in _DETERMINERS:
             if i - 1 < scope_start:
                 return False
@@ -57,7 +80,7 @@ def is_reference(doc: Doc, scope_start: int, ent_start: int) -> bool:
                 return doc[i - 2].lower_ in _PROPERTIES
             return not (before.is_punct or before.lower_ in _LIST_WORDS)
         if low in _REFERENCE_PREPOSITIONS:
-            return True
+            return not (i + 1 < len(doc) and doc[i + 1].lower_ in _DIAGNOSTIC_PHRASES)
         if token.is_punct or low in _LIST_WORDS:
             return False
         i -= 1
@@ -96,6 +119,7 @@ class ScopedNegex(Negex):
             neg_termset = negation_termset()
         super().__init__(nlp, name, neg_termset, ent_types, extension_name, chunk_prefix, span_keys)
         self.max_following_gap = max_following_gap
+        self.pass_name = {"negex": "negation"}.get(name, name)
 
     def negex(self, doc: Doc) -> Doc:
         kinds = {"Preceding": [], "Following": [], "Termination": []}
@@ -106,34 +130,67 @@ class ScopedNegex(Negex):
                 cover = next(((ps, pe) for ps, pe in pseudo if ps <= start < pe), None)
                 kinds[kind].append((start, end, cover))
         triggers = kinds["Preceding"] + kinds["Following"]
-        # A clause break inside a pseudo-negation or inside a trigger does not cut the scope.
+        # A clause break inside a pseudo-negation or inside a trigger does not cut the scope, nor does the
+        # noun a denial quantifies ("no imaging findings suggestive of a glioma": "findings" opens no clause).
         breaks = [(0, s, e) for s, e, cover in kinds["Termination"]
-                  if cover is None and not any(ts < s < te for ts, te, _ in triggers)]
+                  if cover is None and not any(ts < s < te for ts, te, _ in triggers)
+                  and not self._quantified(doc, s, e, kinds["Preceding"])]
         predicates = [(s, e) for s, e, _ in triggers] + pseudo
         for first, stop in self.termination_boundaries(doc, breaks):
             preceding = [t for t in kinds["Preceding"] if first <= t[0] < stop]
             following = [t for t in kinds["Following"] if first <= t[0] < stop]
             for ent in doc[first:stop].ents:
-                if (not self.ent_types or ent.label_ in self.ent_types) and self._applies(
-                        ent, preceding, following, predicates):
+                if self.ent_types and ent.label_ not in self.ent_types:
+                    continue
+                cue = self._applies(ent, preceding, following, predicates)
+                if cue is not None:
                     ent._.set(self.extension_name, True)
+                    ent._.set(CUES_EXT, (*ent._.get(CUES_EXT), (self.pass_name, *cue)))
+        self._echo(doc)
         return doc
 
+    def _echo(self, doc: Doc) -> None:
+        """An entity introduced by "as is" / "nor is" takes the flag of the entity before it in its sentence."""
+        ents = list(doc.ents)
+        for previous, ent in zip(ents, ents[1:], strict=False):
+            i = ent.start - 1
+            while i > previous.end and doc[i].lower_ in _ARTICLES:
+                i -= 1
+            if (i - 1 < previous.end or (doc[i - 1].lower_, doc[i].lower_) not in _ECHOES
+                    or not previous._.get(self.extension_name) or ent._.get(self.extension_name)
+                    or previous.sent.start != ent.sent.start):
+                continue
+            ent._.set(self.extension_name, True)
+            echo = doc[i - 1:i + 1]
+            ent._.set(CUES_EXT, (*ent._.get(CUES_EXT), (self.pass_name, echo.start_char, echo.end_char,
+                                                        f"echoes '{previous.text}'")))
+
+    @staticmethod
+    def _quantified(doc: Doc, start: int, end: int, preceding: list[_Trigger]) -> bool:
+        """The termination term is the noun that a denial just before it quantifies ("no findings",
+        "no suspicious imaging findings"): at most two words, no punctuation, in between."""
+        words = [t.lower_ for t in doc[start:end]]
+        if not words or any(w not in DENIAL_NOUNS for w in words):
+            return False
+        return any(t_end <= start <= t_end + 2 and not any(w.is_punct for w in doc[t_end:start])
+                   for _s, t_end, cover in preceding if cover is None)
+
     def _applies(self, ent: Span, preceding: list[_Trigger], following: list[_Trigger],
-                 predicates: list[tuple[int, int]]) -> bool:
+                 predicates: list[tuple[int, int]]) -> tuple[int, int, str] | None:
+        """The trigger that puts ``ent`` in this pass's scope (start char, end char, "before"/"after")."""
         doc = ent.doc
         for start, end, cover in preceding:
             if not _counts(cover, ent):
                 continue
             if start < ent.start and not is_reference(doc, min(end, ent.start), ent.start):
-                return True
-        for start, _end, cover in following:
+                return doc[start:end].start_char, doc[start:end].end_char, "before"
+        for start, end, cover in following:
             if not _counts(cover, ent) or not ent.end <= start <= ent.end + self.max_following_gap:
                 continue
             # "Glioma not excluded, meningioma excluded": the glioma already has its own predicate.
             if not any(ent.end <= s and e <= start for s, e in predicates):
-                return True
-        return False
+                return doc[start:end].start_char, doc[start:end].end_char, "after"
+        return None
 
 
 def _counts(cover: tuple[int, int] | None, ent: Span) -> bool:

@@ -26,8 +26,11 @@ from typing import Any
 from ..errors import InputError
 from ..types import Finding, Findings
 from . import ABSENT, AFFIRMED, HISTORICAL, NEGATED, UNCERTAIN
+from .context import CUES_EXT
+from .normalize import Normalized, normalize, normalize_phrase
 from .pipeline import (
     CONTEXT_PIPES,
+    FAMILY_EXT,
     FINDING,
     HISTORICAL_EXT,
     NEGATED_EXT,
@@ -94,8 +97,16 @@ def _run_context(nlp: Any, doc: Any) -> Any:
     return doc
 
 
-def _collect(doc: Any, anchor_labels: tuple[str, ...]) -> dict[int, Finding]:
-    """ent start token -> Finding for every anchor entity (label = class or canonical name)."""
+def _render_cue(cue: tuple[str, int, int, str], norm: Normalized) -> str:
+    """"negation: 'no evidence of' (before)", the trigger quoted from the original text."""
+    name, start, end, how = cue
+    start, end = norm.span(start, end)
+    return f"{name}: '{norm.original[start:end]}' ({how})"
+
+
+def _collect(doc: Any, anchor_labels: tuple[str, ...], norm: Normalized) -> dict[int, Finding]:
+    """ent start token -> Finding for every anchor entity (label = class or canonical name); offsets and
+    evidence text are those of the original (not normalised) text."""
     from .location import locate
 
     anchors = [e for e in doc.ents if e.label_ in anchor_labels]
@@ -104,13 +115,19 @@ def _collect(doc: Any, anchor_labels: tuple[str, ...]) -> dict[int, Finding]:
     out: dict[int, Finding] = {}
     for ent in anchors:
         negated, uncertain, historical = _flags(ent)
+        cues = tuple(_render_cue(cue, norm) for cue in ent._.get(CUES_EXT) or ())
         if resolved and ent._.get(TREATED_EXT):
             negated = True  # "status post resection of X ... no residual tumor": X is gone
+            cues += ("treatment: the text says no residual or recurrent tumor is left",)
+        family = bool(ent._.get(FAMILY_EXT))
+        if family:
+            negated = True  # a relative's tumor: the patient is not said to have it
         side, region = places.get(ent.start, (None, None))
         label = ent.ent_id_ or " ".join(ent.text.lower().split())
-        out[ent.start] = Finding(label=label, text=ent.text, start=ent.start_char, end=ent.end_char,
+        start, end = norm.span(ent.start_char, ent.end_char)
+        out[ent.start] = Finding(label=label, text=norm.original[start:end], start=start, end=end,
                                  negated=negated, uncertain=uncertain, historical=historical,
-                                 side=side, region=region)
+                                 side=side, region=region, family=family, cues=cues)
     return out
 
 
@@ -131,11 +148,12 @@ def mentions(text: str, phrase: str) -> list[Finding]:
     from spacy.util import filter_spans
 
     text = _check(text)
-    query = " ".join(str(phrase or "").lower().split())
+    query = normalize_phrase(phrase)
     if not query:
         raise InputError("Give a finding phrase to look for, e.g. 'glioma' or 'mass effect'.")
     nlp = build_pipeline()
-    doc = _run_until_context(nlp, text)
+    norm = normalize(text)
+    doc = _run_until_context(nlp, norm.text)
     label = class_of(query)
     if label is None:  # the phrase's matches become the entities; other vocabulary stays as context
         matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
@@ -146,7 +164,7 @@ def mentions(text: str, phrase: str) -> list[Finding]:
         doc.ents = sorted(found + others, key=lambda span: span.start)
         label = query
     doc = _run_context(nlp, doc)
-    collected = _collect(doc, (TUMOR, FINDING, _QUERY))
+    collected = _collect(doc, (TUMOR, FINDING, _QUERY), norm)
     return [f for f in collected.values() if f.label == label]
 
 
@@ -159,21 +177,26 @@ def assertion(text: str, phrase: str) -> str:
     return decide(mentions(text, phrase))
 
 
-def extract(text: str, prompts: dict[str, str] | None = None, *, style: str = "class") -> Findings:
+def extract(text: str, prompts: dict[str, str] | None = None, *, style: str = "class",
+            language: str | None = None) -> Findings:
     """Read a dictation: per-mention findings and the classes to segment.
 
     ``prompts`` optionally maps a class to its detector caption; affirmed classes without one get
     ``caption_for(label, style)`` (default: the class name, as in training). Empty text gives empty Findings.
+    ``language`` (ISO code) is detected when not given; a language the rules do not read gets a warning.
     """
     from ..prompts import captions_for, normalize_caption
+    from .language import detect_language, language_warnings
 
     text = _check(text)
-    findings = Findings(text=text)
+    code = (language or "").strip().lower() or detect_language(text)
+    findings = Findings(text=text, language=code, warnings=language_warnings(code, given=bool(language)))
     if not text.strip():
         return findings
     nlp = build_pipeline()
-    doc = nlp(text)
-    collected = _collect(doc, (TUMOR, FINDING))
+    norm = normalize(text)
+    doc = nlp(norm.text)
+    collected = _collect(doc, (TUMOR, FINDING), norm)
     by_class: dict[str, list[Finding]] = {}
     for ent in doc.ents:
         finding = collected.get(ent.start)

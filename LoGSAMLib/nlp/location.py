@@ -13,11 +13,12 @@ from __future__ import annotations
 from spacy.tokens import Doc, Span
 
 from .context import REGION_KEY, SIDE_KEY
+from .german import NEGATION_WORDS
 from .vocabulary import LESION_NOUNS
 
-_BARRIERS = frozenset({",", ";", "and", "or", "but", "while", "whereas", "versus", "vs", "vs."})
+_BARRIERS = frozenset({",", ";", "and", "or", "but", "while", "whereas", "versus", "vs", "vs.", "und", "oder", "sowie"})
 _BARRIER_COST = 3.0
-_NEGATIONS = frozenset({"no", "not", "without", "normal", "unremarkable", "free"})
+_NEGATIONS = frozenset({"no", "not", "without", "normal", "unremarkable", "free"}) | NEGATION_WORDS
 
 
 def _cost(doc: Doc, phrase: Span, anchor: Span) -> float:

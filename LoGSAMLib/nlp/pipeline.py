@@ -16,27 +16,38 @@ NEGATED_EXT = "negex"
 UNCERTAIN_EXT = "logsam_uncertain"
 HISTORICAL_EXT = "logsam_historical"
 TREATED_EXT = "logsam_treated"
+FAMILY_EXT = "logsam_family"
 
 # Components that annotate context; run on any entities (those of the ruler or of a query phrase).
-CONTEXT_PIPES = ("negex", "uncertainty", "history", "treatment")
+CONTEXT_PIPES = ("negex", "uncertainty", "history", "treatment", "family")
 
 
 @functools.lru_cache(maxsize=1)
 def build_pipeline() -> Any:
     """The cached pipeline: blank English, sentencizer (. ! ? ; and new lines), entity ruler for the
-    vocabulary, side/region spans, then four NegEx passes: negation (negspaCy ``en_clinical`` extended
-    for radiology), uncertainty, history and treatment (same scoping, their own triggers).
+    vocabulary, side/region spans, then five NegEx passes: negation (negspaCy ``en_clinical`` extended
+    for radiology and German), uncertainty, history, treatment and family history (same scoping, their
+    own triggers).
 
     Entities get ``ent._.negex``, ``ent._.logsam_uncertain``, ``ent._.logsam_historical`` and
-    ``ent._.logsam_treated`` (resected / operated: a subset of historical).
+    ``ent._.logsam_treated`` (resected / operated: a subset of historical), ``ent._.logsam_family`` (a
+    relative's tumor, not the patient's) and ``ent._.logsam_cues`` (the trigger of each flag: the "why").
     """
     import spacy
     from spacy.pipeline import Sentencizer
 
     from . import context  # noqa: F401  (registers the components)
-    from .termsets import history_termset, negation_termset, treatment_termset, uncertainty_termset
+    from .termsets import (
+        family_termset,
+        history_termset,
+        negation_termset,
+        treatment_termset,
+        uncertainty_termset,
+    )
 
     nlp = spacy.blank("en")
+    # German shares the pipeline: "im" is "in the" ("im Frontallappen"), not the English "I'm".
+    nlp.tokenizer.rules = {k: v for k, v in nlp.tokenizer.rules.items() if k.lower() != "im"}
     nlp.add_pipe("sentencizer", config={"punct_chars": [*Sentencizer.default_punct_chars, ";"]})
     nlp.add_pipe("logsam_line_breaks")
     ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER", "validate": False})
@@ -58,5 +69,8 @@ def build_pipeline() -> Any:
                          "max_following_gap": 6})
     nlp.add_pipe("logsam_negex", name="treatment",
                  config={"neg_termset": treatment_termset(), "extension_name": TREATED_EXT,
+                         "max_following_gap": 6})
+    nlp.add_pipe("logsam_negex", name="family",
+                 config={"neg_termset": family_termset(), "extension_name": FAMILY_EXT,
                          "max_following_gap": 6})
     return nlp

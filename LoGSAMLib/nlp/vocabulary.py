@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from . import german
+
 CLASSES: tuple[str, ...] = ("glioma", "meningioma", "pituitary")
 
 # Core forms per class (lowercase). ASR misspellings and German forms that Whisper sometimes leaves
@@ -187,9 +189,20 @@ def expand(phrases: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-CLASS_TERMS: dict[str, tuple[str, ...]] = {label: expand(p) for label, p in _CLASS_PHRASES.items()}
-OTHER_TERMS: dict[str, tuple[str, ...]] = {name: expand(p) for name, p in _OTHER_PHRASES.items()}
-STATUS_TERMS: tuple[str, ...] = expand(_STATUS_PHRASES)
+def _with(english: dict[str, tuple[str, ...]], other: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """English entries followed by the German ones (German as a first-class language, same rules)."""
+    keys = list(dict.fromkeys([*english, *other]))
+    return {key: (*english.get(key, ()), *other.get(key, ())) for key in keys}
+
+
+SIDES = _with(SIDES, german.SIDES)
+REGIONS = _with(REGIONS, german.REGIONS)
+LESION_NOUNS = LESION_NOUNS | german.LESION_NOUNS
+CLASS_TERMS: dict[str, tuple[str, ...]] = {
+    label: expand(p) for label, p in _with(_CLASS_PHRASES, german.CLASS_PHRASES).items()}
+OTHER_TERMS: dict[str, tuple[str, ...]] = {
+    name: expand(p) for name, p in _with(_OTHER_PHRASES, german.OTHER_PHRASES).items()}
+STATUS_TERMS: tuple[str, ...] = expand((*_STATUS_PHRASES, *german.STATUS_PHRASES))
 
 
 def class_forms(label: str) -> tuple[str, ...]:
