@@ -26,11 +26,19 @@ def _grid_for(ellipsoid: Ellipsoid, direction: np.ndarray, spacing, margin: floa
     return (size[2], size[1], size[0]), tuple(origin)
 
 
+def _random_ellipsoid(seed: int) -> Ellipsoid:
+    """Semi-axes 6-20 mm, any orientation, left of the midline (x > 10 mm)."""
+    rng = np.random.default_rng(seed)
+    rotation = oblique_direction(rng.uniform(0, 180), "y") @ oblique_direction(rng.uniform(0, 180), "z")
+    centre = (rng.uniform(30, 50), rng.uniform(-30, 30), rng.uniform(-20, 40))
+    return Ellipsoid(centre, tuple(rng.uniform(6, 20, 3)), rotation)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("grid", sorted(GRIDS))
-def test_ellipsoid_measurements_match_the_analytic_values(grid):
+def test_ellipsoid_measurements_match_the_analytic_values(grid, seed):
     direction, spacing = GRIDS[grid]
-    ellipsoid = Ellipsoid((31.0, -12.0, 25.0), (19.0, 12.5, 9.0), oblique_direction(35.0, "y") @
-                          oblique_direction(20.0, "z"))
+    ellipsoid = _random_ellipsoid(seed)
     shape, origin = _grid_for(ellipsoid, direction, spacing)
     seg = voxelise([ellipsoid], shape, spacing, direction, origin)
     [lesion] = measure_lesions(seg, midline_x=0.0)
