@@ -65,7 +65,8 @@ _GENERIC_TYPE = ("SCT", "108369006", "Neoplasm")
 _GENERIC_COLORS = [(0.55, 0.80, 0.35), (0.80, 0.45, 0.85), (0.30, 0.80, 0.80), (0.95, 0.55, 0.25)]
 
 LABELMAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
-SEGMENTATION_SUFFIXES = (".seg.nrrd", *LABELMAP_SUFFIXES)
+DICOM_SEG_SUFFIX = ".dcm"  # a DICOM SEG referencing the source series (dicom_seg.py)
+SEGMENTATION_SUFFIXES = (".seg.nrrd", *LABELMAP_SUFFIXES, DICOM_SEG_SUFFIX)
 
 
 def _suffix(path: Path) -> str:
@@ -85,17 +86,23 @@ def _uint8_labels(labelmap: Volume) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def write_segmentation(seg: Segmentation, path: str | os.PathLike) -> Path:
+def write_segmentation(seg: Segmentation, path: str | os.PathLike, models: dict[str, Any] | None = None) -> Path:
     """Write a segmentation atomically in exactly its label map's geometry; format by extension.
 
     ``.nii.gz`` / ``.nii`` / ``.nrrd`` / ``.mha``: a uint8 label map (values as in
     :data:`CLASS_LABELS`). ``.seg.nrrd``: a Slicer segmentation (via slicerio) with one segment
-    per class, its name, color, terminology and label value. A failure leaves no file.
+    per class, its name, color, terminology and label value. ``.dcm``: a DICOM SEG of the DICOM
+    series the image was read from (``models``, the report's entry, names the models in it).
+    A failure leaves no file.
     """
     target = Path(path)
     suffix = _suffix(target)
     labels = _uint8_labels(seg.labelmap)
-    if suffix == ".seg.nrrd":
+    if suffix == DICOM_SEG_SUFFIX:
+        from .dicom_seg import write_dicom_seg
+
+        write_dicom_seg(seg, seg.labelmap.source_files, target, models=models)
+    elif suffix == ".seg.nrrd":
         _write_seg_nrrd(seg, labels, target)
     else:
         from .volume import write_volume

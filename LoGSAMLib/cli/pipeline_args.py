@@ -14,8 +14,11 @@ PLANES = ("axial", "coronal", "sagittal")
 def add_input_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("volume", type=Path, help="MRI: .nii/.nii.gz/.nrrd/.mha, a DICOM folder, or a 2D PNG/JPEG")
     parser.add_argument("-o", "--output", type=Path, action="append", required=True, metavar="OUT",
-                        help="segmentation file; format by extension: .nii.gz .nii .nrrd .mha (label map) "
-                             "or .seg.nrrd (Slicer segmentation). Repeat for several formats.")
+                        help="segmentation file; format by extension: .nii.gz .nii .nrrd .mha (label map), "
+                             ".seg.nrrd (Slicer segmentation) or .dcm (DICOM SEG; needs a DICOM input). "
+                             "Repeat for several formats.")
+    parser.add_argument("--dicom-seg", type=Path, metavar="DIR",
+                        help="also write a DICOM SEG of the DICOM input series into DIR (<output name>.seg.dcm)")
     parser.add_argument("--report", type=Path, metavar="R.json",
                         help="JSON report (default: next to the first output, <name>.report.json)")
     parser.add_argument("--volume-index", type=int, default=None, metavar="N",
@@ -77,12 +80,29 @@ def check_outputs(paths: list[Path]) -> None:
             raise InputError(f"Cannot write {path}: use one of {', '.join(SEGMENTATION_SUFFIXES)}.")
 
 
+def all_outputs(args: argparse.Namespace) -> list[Path]:
+    """The -o files and, with --dicom-seg DIR, DIR/<first output's name>.seg.dcm."""
+    if not getattr(args, "dicom_seg", None):
+        return list(args.output)
+    stem = report_path(args).name.removesuffix(".report.json")
+    return [*args.output, args.dicom_seg / f"{stem}.seg.dcm"]
+
+
+def check_dicom_source(args: argparse.Namespace, volume) -> None:
+    """Fail before any model runs when a DICOM SEG is asked of an image not read from DICOM."""
+    from ..errors import InputError
+
+    if any(p.name.lower().endswith(".dcm") for p in all_outputs(args)) and not volume.source_files:
+        raise InputError(f"DICOM SEG needs the source DICOM series, and {args.volume.name} is not DICOM; "
+                         "give the DICOM folder as the input, or write .nii.gz / .seg.nrrd instead.")
+
+
 def report_path(args: argparse.Namespace) -> Path:
     if args.report:
         return args.report
     first = args.output[0]
     name = first.name
-    for ext in (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha"):
+    for ext in (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm"):
         if name.lower().endswith(ext):
             name = name[: -len(ext)]
             break
@@ -92,9 +112,9 @@ def report_path(args: argparse.Namespace) -> Path:
 def write_results(args: argparse.Namespace, segmentation, report: dict) -> None:
     from ..outputs import write_report, write_segmentation
 
-    report["outputs"] = [str(p) for p in args.output]
-    for path in args.output:
-        write_segmentation(segmentation, path)
+    report["outputs"] = [str(p) for p in all_outputs(args)]
+    for path in all_outputs(args):
+        write_segmentation(segmentation, path, models=report.get("models"))
     write_report(report, report_path(args))
 
 
@@ -114,4 +134,10 @@ def summarize(report: dict) -> str:
         lines.append(f"  {label}: {stats['volume_ml']:.2f} mL, slices {first}-{last}, extent {extent} mm")
     for warning in report.get("warnings", []):
         lines.append(f"  warning: {warning}")
+    if report.get("lesions"):
+        from ..report_line import describe_lesions
+
+        lines += ["Lesions:", describe_lesions(report["lesions"])]
+    if report.get("report_lines"):
+        lines += ["Report lines:", *(f"  {line}" for line in report["report_lines"])]
     return "\n".join(lines) if lines else "  nothing was segmented"

@@ -10,6 +10,8 @@ from .common import add_verbose, print_json, terminal_progress
 from .pipeline_args import (
     add_input_output,
     add_model_options,
+    all_outputs,
+    check_dicom_source,
     check_outputs,
     info,
     pipeline_options,
@@ -44,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..volume import read_volume
 
-    check_outputs(args.output)
+    check_outputs(all_outputs(args))
     volume = read_volume(args.volume, component=args.volume_index)
+    check_dicom_source(args, volume)
     pipe = Pipeline(pipeline_options(args, whisper_model=args.whisper_model, asr_backend=args.asr_backend,
                                      language=args.language))
     progress, close = terminal_progress()
@@ -82,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     full = {**report, **result.report, "input": str(args.volume)}
+    if report["transcript"] is not None:  # the report lines follow the language Whisper heard
+        from ..report_line import dictation_language, report_lines
+
+        full["report_lines"] = report_lines(full["lesions"], findings, dictation_language(full))
     write_results(args, result.segmentation, full)
     info(args, "Segmented:\n" + summarize(full))
-    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_path(args)]))
+    info(args, "Wrote " + ", ".join(str(p) for p in [*all_outputs(args), report_path(args)]))
     if args.json:
         print_json(full)
     return 0

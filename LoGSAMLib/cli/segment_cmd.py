@@ -8,6 +8,8 @@ from .common import add_verbose, print_json, terminal_progress
 from .pipeline_args import (
     add_input_output,
     add_model_options,
+    all_outputs,
+    check_dicom_source,
     check_outputs,
     info,
     pipeline_options,
@@ -39,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..volume import read_volume
 
-    check_outputs(args.output)
+    check_outputs(all_outputs(args))
     volume = read_volume(args.volume, component=args.volume_index)
+    check_dicom_source(args, volume)
     pipe = Pipeline(pipeline_options(args))
     progress, close = terminal_progress()
     try:
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"input": str(args.volume), **result.report}
     write_results(args, result.segmentation, report)
     info(args, "Segmented:\n" + summarize(report))
-    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_path(args)]))
+    info(args, "Wrote " + ", ".join(str(p) for p in [*all_outputs(args), report_path(args)]))
     if args.json:
         print_json(report)
     return 0
