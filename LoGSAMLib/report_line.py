@@ -107,7 +107,7 @@ def _sentence(lesion: dict[str, Any], region: str | None, number: tuple[int, int
         f" ({number[0]} von {number[1]})" if number else "")
     if language == "de":
         where = " ".join(x for x in (side, _DE_REGIONS.get(region or "", "")) if x)
-        head = f"{cls}{which} {where}".strip()
+        head = f"{cls} {where}".strip() + which
         return (f"{head}, {size} (axial, Schicht {lesion['axial_slice']}), "
                 f"Volumen {_ml(lesion['volume_ml'], language)} ml.")
     if region in _ADJECTIVE_REGIONS:

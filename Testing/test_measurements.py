@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from LoGSAMLib.measurements import measure_lesions
+from LoGSAMLib.report_line import dictation_language, report_lines
 from LoGSAMLib.testing.ellipsoids import Ellipsoid, voxelise
 from LoGSAMLib.testing.phantoms import oblique_direction
-from LoGSAMLib.types import Segmentation, Volume
+from LoGSAMLib.types import Finding, Findings, Segmentation, Volume
 
 GRIDS = {
     # direction, spacing (i, j, k) mm
@@ -120,3 +121,59 @@ def test_a_single_slice_image_and_an_empty_class():
     diameter = 2 * np.sqrt(70) * 0.5
     assert abs(lesion["diameter_long_mm"] - diameter) <= 0.5
     assert abs(lesion["diameter_perpendicular_mm"] - diameter) <= 0.5
+
+
+# ------------------------------------------------------------------------------ report lines
+
+
+def _lesion(cls="glioma", side="left", long=34.2, short=27.6, slice_=82, volume=14.23, n=1):
+    return {"id": f"{cls} {n}", "class": cls, "side": side, "diameter_long_mm": long,
+            "diameter_perpendicular_mm": short, "axial_slice": slice_, "volume_ml": volume}
+
+
+def _findings():
+    return Findings(
+        text="Left frontal glioma. No meningioma.",
+        findings=[Finding("glioma", "glioma", 13, 19, side="left", region="frontal"),
+                  Finding("meningioma", "meningioma", 24, 34, negated=True, region="convexity")],
+        affirmed=["glioma"], negated=["meningioma"])
+
+
+def test_report_line_in_english_and_german_states_the_measurements():
+    lesions = [_lesion(), _lesion("meningioma", "right", 12.0, 9.04, 40, 0.456)]
+    assert report_lines(lesions, _findings()) == [
+        "Left frontal glioma, 34 × 28 mm (axial, slice 82), volume 14.2 mL."]  # the negated class: no line
+    assert report_lines(lesions, _findings(), language="de") == [
+        "Gliom links frontal, 34 × 28 mm (axial, Schicht 82), Volumen 14,2 ml."]
+    # Without findings (classes chosen by hand) every lesion gets a line; no region is invented.
+    assert report_lines(lesions) == [
+        "Left glioma, 34 × 28 mm (axial, slice 82), volume 14.2 mL.",
+        "Right meningioma, 12 × 9.0 mm (axial, slice 40), volume 0.46 mL."]
+    assert report_lines(lesions[1:], language="de") == [
+        "Meningeom rechts, 12 × 9,0 mm (axial, Schicht 40), Volumen 0,46 ml."]
+
+
+def test_report_lines_number_several_lesions_of_a_class_and_drop_an_ambiguous_region():
+    lesions = [_lesion(), _lesion(side="right", long=20.0, short=15.0, slice_=60, volume=3.0, n=2)]
+    assert report_lines(lesions, _findings()) == [
+        "Left glioma (1 of 2), 34 × 28 mm (axial, slice 82), volume 14.2 mL.",
+        "Right glioma (2 of 2), 20 × 15 mm (axial, slice 60), volume 3.0 mL."]
+    assert report_lines(lesions, _findings(), "de")[1] == \
+        "Gliom rechts (2 von 2), 20 × 15 mm (axial, Schicht 60), Volumen 3,0 ml."
+
+
+def test_the_dictation_language_comes_from_the_transcript():
+    assert dictation_language({"transcript": {"language": "de"}, "findings": {}}) == "de"
+    assert dictation_language({"transcript": {"language": "en"}}) == "en"
+    assert dictation_language({"transcript": None, "findings": {"text": "x"}}) == "en"
+
+
+def test_report_lines_from_measured_lesions():
+    direction, spacing = GRIDS["oblique-anisotropic"]
+    ellipsoid = _random_ellipsoid(4)
+    shape, origin = _grid_for(ellipsoid, direction, spacing)
+    lesions = measure_lesions(voxelise([ellipsoid], shape, spacing, direction, origin), midline_x=0.0)
+    [line] = report_lines(lesions, _findings())
+    long, short = (round(lesions[0][k]) for k in ("diameter_long_mm", "diameter_perpendicular_mm"))
+    assert line == (f"Left frontal glioma, {long} × {short} mm (axial, slice {lesions[0]['axial_slice']}), "
+                    f"volume {lesions[0]['volume_ml']:.1f} mL.")
