@@ -111,7 +111,8 @@ def describe(rows: list[dict[str, Any]]) -> str:
                          f"{r['prior_product_mm2']:.0f} mm²)")
         else:
             lines.append(
-                f"  {who:<14} (prior {r['prior_id']}) volume {r['prior_volume_ml']:.2f} -> {r['current_volume_ml']:.2f} mL "
+                f"  {who:<14} (prior {r['prior_id']}) volume {r['prior_volume_ml']:.2f} -> "
+                f"{r['current_volume_ml']:.2f} mL "
                 f"({percent(r['relative_change_volume_ml'])}), bidimensional product {r['prior_product_mm2']:.0f} -> "
                 f"{r['current_product_mm2']:.0f} mm² ({percent(r['relative_change_product_mm2'])})")
     return "\n".join(lines) if lines else "  no lesions in either report"
