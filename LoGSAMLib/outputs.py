@@ -66,7 +66,8 @@ _GENERIC_TYPE = ("SCT", "108369006", "Neoplasm")
 _GENERIC_COLORS = [(0.55, 0.80, 0.35), (0.80, 0.45, 0.85), (0.30, 0.80, 0.80), (0.95, 0.55, 0.25)]
 
 LABELMAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
-SEGMENTATION_SUFFIXES = (".seg.nrrd", *LABELMAP_SUFFIXES)
+DICOM_SEG_SUFFIX = ".dcm"  # a DICOM SEG referencing the source series (dicom_seg.py)
+SEGMENTATION_SUFFIXES = (".seg.nrrd", *LABELMAP_SUFFIXES, DICOM_SEG_SUFFIX)
 
 
 def _suffix(path: Path) -> str:
@@ -87,22 +88,24 @@ def _uint8_labels(labelmap: Volume) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def write_segmentation(seg: Segmentation, path: str | os.PathLike) -> Path:
+def write_segmentation(seg: Segmentation, path: str | os.PathLike, models: dict[str, Any] | None = None) -> Path:
     """Write a segmentation atomically in exactly its label map's geometry; format by extension.
 
     ``.nii.gz`` / ``.nii`` / ``.nrrd`` / ``.mha``: a uint8 label map (values as in
     :data:`CLASS_LABELS`). ``.seg.nrrd``: a Slicer segmentation (via slicerio) with one segment
-    per class, its name, color, terminology and label value. A failure leaves no file.
+    per class, its name, color, terminology and label value. ``.dcm``: a DICOM SEG of the DICOM
+    series the image was read from (``models``, the report's entry, names the models in it).
+    A failure leaves no file.
     """
     target = Path(path)
     suffix = _suffix(target)
     labels = _uint8_labels(seg.labelmap)
     with atomic_path(target, suffix=suffix) as tmp:
-        SEGMENTATION_WRITERS[suffix](seg, labels, tmp)
+        SEGMENTATION_WRITERS[suffix](seg, labels, tmp, models)
     return target
 
 
-def _write_labelmap_file(seg: Segmentation, labels: np.ndarray, path: Path) -> None:
+def _write_labelmap_file(seg: Segmentation, labels: np.ndarray, path: Path, models: dict | None = None) -> None:
     from .volume import write_volume
 
     write_volume(seg.labelmap.with_array(labels), path, atomic=False)
@@ -142,7 +145,7 @@ def _segment_entries(seg: Segmentation, labels: np.ndarray) -> list[dict[str, An
     return segments
 
 
-def _write_seg_nrrd(seg: Segmentation, labels: np.ndarray, target: Path) -> None:
+def _write_seg_nrrd(seg: Segmentation, labels: np.ndarray, target: Path, models: dict | None = None) -> None:
     """Write a Slicer ``.seg.nrrd`` to ``target`` (not atomic by itself: callers write a temp name)."""
     import slicerio
 
@@ -156,11 +159,19 @@ def _write_seg_nrrd(seg: Segmentation, labels: np.ndarray, target: Path) -> None
     slicerio.write_segmentation(str(target), segmentation)
 
 
-# A segmentation writer gets (segmentation, uint8 labels [k, j, i], path to write) and writes the
-# file's content to that path; atomicity is the caller's. New formats register here by suffix.
-SegmentationWriter = Callable[[Segmentation, np.ndarray, Path], None]
+def _write_dicom_seg_file(seg: Segmentation, labels: np.ndarray, path: Path, models: dict | None = None) -> None:
+    from .dicom_seg import write_dicom_seg
+
+    write_dicom_seg(seg, seg.labelmap.source_files, path, models=models)
+
+
+# A segmentation writer gets (segmentation, uint8 labels [k, j, i], path to write, the report's
+# "models" entry) and writes the file's content to that path; atomicity is the caller's. New formats
+# register here by suffix.
+SegmentationWriter = Callable[[Segmentation, np.ndarray, Path, "dict | None"], None]
 SEGMENTATION_WRITERS: dict[str, SegmentationWriter] = {
     ".seg.nrrd": _write_seg_nrrd,
+    DICOM_SEG_SUFFIX: _write_dicom_seg_file,
     **{suffix: _write_labelmap_file for suffix in LABELMAP_SUFFIXES},
 }
 
@@ -304,7 +315,7 @@ class OutputPlan:
         try:
             with OutputTransaction(self.paths, suffixes) as transaction:
                 for path in self.segmentations:
-                    SEGMENTATION_WRITERS[suffixes[path]](seg, labels, transaction.temp(path))
+                    SEGMENTATION_WRITERS[suffixes[path]](seg, labels, transaction.temp(path), report.get("models"))
                     transaction.written(path)
                 transaction.temp(self.report).write_text(text, encoding="utf-8")
                 transaction.written(self.report)

@@ -459,9 +459,12 @@ class Pipeline:
         search_stats: dict[str, Any],
         **extra: Any,
     ) -> dict[str, Any]:
+        from .measurements import measure_lesions
         from .outputs import lesion_stats
+        from .report_line import report_lines
 
-        lesions = {
+        lesions = measure_lesions(segmentation, image=volume, classes=list(tracks))
+        track_report = {
             label: [
                 {
                     "slices": [t.first, t.last],
@@ -483,7 +486,9 @@ class Pipeline:
             "plane": self.options.plane,
             "slicing_axis": frame.axis,
             "search": {"strategy": self.options.search, **search_stats},
-            "lesions": lesions,
+            "tracks": track_report,
+            "lesions": lesions,  # measurements per connected lesion (measurements.py)
+            "report_lines": report_lines(lesions, findings, language=self.options.language or "en"),
             "statistics": lesion_stats(segmentation, axis=frame.axis),
             "models": self._model_report(detector=bool(search_stats)),
             "options": asdict(self.options),

@@ -162,6 +162,7 @@ class Volume:
     spacing: tuple[float, float, float]  # (i, j, k) mm
     origin: tuple[float, float, float]  # LPS mm
     direction: np.ndarray  # 3x3, columns = i, j, k axis directions in LPS
+    source_files: tuple[str, ...] = ()  # the DICOM files it was read from, slice k = file k (DICOM SEG needs them)
 
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
@@ -196,7 +197,7 @@ class Volume:
         """A new Volume with this geometry and another array of the same shape."""
         if array.shape != self.array.shape:
             raise ValueError(f"array shape {array.shape} != volume shape {self.array.shape}")
-        return Volume(array, self.spacing, self.origin, self.direction.copy())
+        return Volume(array, self.spacing, self.origin, self.direction.copy(), self.source_files)
 
 
 @dataclass

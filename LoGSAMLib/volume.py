@@ -68,6 +68,8 @@ def read_volume(path: str | os.PathLike, component: int | None = None, series_ui
     _check_spacing(image.GetSpacing(), p.name)
     volume = _image_to_volume(image, component, source=p.name)
     _check_content(volume.array, p.name)
+    if p.is_dir() or _is_dicom(p):
+        _keep_dicom_source(volume, p, series_uid)
     return volume
 
 
@@ -210,6 +212,34 @@ def _is_dicom(path: Path) -> bool:
 
 
 def _read_dicom_series(folder: Path, series_uid: str | None, member: Path | None = None) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in _series_files(folder, series_uid, member)])
+    try:
+        return reader.Execute()
+    except RuntimeError:
+        raise InputError(f"Cannot read the DICOM series in {folder}: damaged or unsupported.") from None
+
+
+def dicom_series_files(path: str | os.PathLike, series_uid: str | None = None) -> list[Path]:
+    """The files of the DICOM series at ``path`` (a folder, or one file of the series) in the order
+    :func:`read_volume` stacks them: slice ``k`` of its array is file ``k`` (one multi-frame file)."""
+    p = Path(path)
+    return _series_files(p, series_uid) if p.is_dir() else _series_files(p.parent, series_uid, member=p)
+
+
+def _keep_dicom_source(volume: Volume, path: Path, series_uid: str | None) -> None:
+    """Keep the source files with the volume (for DICOM SEG); a multi-frame image's spacing comes
+    from its functional groups, which GDCM does not read."""
+    from .dicom_seg import multiframe_spacing
+
+    files = dicom_series_files(path, series_uid)
+    volume.source_files = tuple(str(f) for f in files)
+    spacing = multiframe_spacing(files[0]) if len(files) == 1 else None
+    if spacing is not None:
+        volume.spacing = spacing
+
+
+def _series_files(folder: Path, series_uid: str | None, member: Path | None = None) -> list[Path]:
     ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if not ids:
         raise InputError(f"No DICOM series in {folder}; point to the folder that holds the .dcm files.")
@@ -224,12 +254,7 @@ def _read_dicom_series(folder: Path, series_uid: str | None, member: Path | None
         series_uid = ids[0]
     if series_uid not in files:
         raise InputError(f"DICOM series {series_uid} is not in {folder}; it holds: {_series_listing(files)}.")
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files[series_uid])
-    try:
-        return reader.Execute()
-    except RuntimeError:
-        raise InputError(f"Cannot read DICOM series {series_uid} in {folder}: damaged or unsupported.") from None
+    return [Path(f) for f in files[series_uid]]
 
 
 def _series_listing(files: dict[str, list[str]]) -> str:

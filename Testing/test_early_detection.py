@@ -101,7 +101,7 @@ def test_segment_after_the_background_search_runs_no_detector(phantom, findings,
     assert result.report["search"]["glioma"]["detector_slices"] == expected.report["search"]["glioma"][
         "detector_slices"]
     np.testing.assert_array_equal(result.segmentation.labelmap.array, expected.segmentation.labelmap.array)
-    assert result.report["lesions"] == expected.report["lesions"]
+    assert result.report["tracks"] == expected.report["tracks"]
 
 
 def test_segment_during_the_background_search_waits_for_it(phantom, findings, fresh):

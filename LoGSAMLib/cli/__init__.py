@@ -18,7 +18,7 @@ from ..errors import LoGSAMError
 from .common import check_text_arguments
 
 # Order shown in --help.
-SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "evaluate", "train", "models")
+SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "compare", "evaluate", "train", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

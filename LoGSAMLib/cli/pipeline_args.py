@@ -15,8 +15,11 @@ PLANES = ("axial", "coronal", "sagittal")
 def add_input_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("volume", type=Path, help="MRI: .nii/.nii.gz/.nrrd/.mha, a DICOM folder, or a 2D PNG/JPEG")
     parser.add_argument("-o", "--output", type=Path, action="append", required=True, metavar="OUT",
-                        help="segmentation file; format by extension: .nii.gz .nii .nrrd .mha (label map) "
-                             "or .seg.nrrd (Slicer segmentation). Repeat for several formats.")
+                        help="segmentation file; format by extension: .nii.gz .nii .nrrd .mha (label map), "
+                             ".seg.nrrd (Slicer segmentation) or .dcm (DICOM SEG; needs a DICOM input). "
+                             "Repeat for several formats.")
+    parser.add_argument("--dicom-seg", type=Path, metavar="DIR",
+                        help="also write a DICOM SEG of the DICOM input series into DIR (<output name>.seg.dcm)")
     parser.add_argument("--report", type=Path, metavar="R.json",
                         help="JSON report (default: next to the first output, <name>.report.json)")
     parser.add_argument("--volume-index", type=int, default=None, metavar="N",
@@ -99,6 +102,25 @@ def check_numbers(args: argparse.Namespace) -> None:
                              "not a box; give two opposite corners of the tumor's box.")
 
 
+def all_outputs(args: argparse.Namespace) -> list[Path]:
+    """The -o files and, with --dicom-seg DIR, DIR/<first output's name>.seg.dcm."""
+    if not getattr(args, "dicom_seg", None):
+        return list(args.output)
+    from ..outputs import default_report_path
+
+    stem = default_report_path(args.output[0]).name.removesuffix(".report.json")
+    return [*args.output, args.dicom_seg / f"{stem}.seg.dcm"]
+
+
+def check_dicom_source(args: argparse.Namespace, volume) -> None:
+    """Fail before any model runs when a DICOM SEG is asked of an image not read from DICOM."""
+    from ..errors import InputError
+
+    if any(p.name.lower().endswith(".dcm") for p in all_outputs(args)) and not volume.source_files:
+        raise InputError(f"DICOM SEG needs the source DICOM series, and {args.volume.name} is not DICOM; "
+                         "give the DICOM folder as the input, or write .nii.gz / .seg.nrrd instead.")
+
+
 def output_plan(args: argparse.Namespace):
     """Check every output against the inputs and each other before any work (an OutputPlan)."""
     from ..outputs import OutputPlan
@@ -107,7 +129,7 @@ def output_plan(args: argparse.Namespace):
     inputs = input_files(args.volume)
     if getattr(args, "audio", None) is not None:
         inputs.append(args.audio)
-    return OutputPlan.build(args.output, args.report, inputs)
+    return OutputPlan.build(all_outputs(args), args.report, inputs)
 
 
 def prepare(args: argparse.Namespace):
@@ -150,4 +172,10 @@ def summarize(report: dict) -> str:
         lines.append(f"  {label}: {stats['volume_ml']:.2f} mL, slices {first}-{last}, extent {extent} mm")
     for warning in report.get("warnings", []):
         lines.append(f"  warning: {warning}")
+    if report.get("lesions"):
+        from ..report_line import describe_lesions
+
+        lines += ["Lesions:", describe_lesions(report["lesions"])]
+    if report.get("report_lines"):
+        lines += ["Report lines:", *(f"  {line}" for line in report["report_lines"])]
     return "\n".join(lines) if lines else "  nothing was segmented"

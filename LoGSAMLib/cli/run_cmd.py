@@ -10,6 +10,7 @@ from .common import add_verbose, print_json, terminal_progress
 from .pipeline_args import (
     add_input_output,
     add_model_options,
+    check_dicom_source,
     info,
     prepare,
     read_input,
@@ -43,6 +44,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     plan, pipe = prepare(args)
     volume = read_input(args)
+    check_dicom_source(args, volume)
     progress, close = terminal_progress()
     report: dict = {"input": str(args.volume)}
     check = None
@@ -75,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
             # Shown even with --quiet: a lost "kein" would segment a tumor the radiologist denied.
             print(f"\n*** CROSS-CHECK FAILED ***\n{check.message}\n", file=sys.stderr)
             if not args.confirm:
-                _save_partial_report(args, report)
+                plan.write_report_only({**report, "outputs": []})
                 print("Not segmented: rerun with --confirm to read the findings and answer yes. The transcript "
-                      "was kept in " + str(report_path(args)), file=sys.stderr)
+                      "was kept in " + str(plan.report), file=sys.stderr)
                 return 4
         if not findings.affirmed:
             plan.write_report_only({**report, "outputs": []})
@@ -96,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     full = {**report, **result.report, "input": str(args.volume)}
+    if report["transcript"] is not None:  # the report lines follow the language Whisper heard
+        from ..report_line import dictation_language, report_lines
+
+        full["report_lines"] = report_lines(full["lesions"], findings, dictation_language(full))
     full["warnings"] = [*report.get("warnings", []), *result.report.get("warnings", [])]
     write_results(plan, result.segmentation, full)
     info(args, "Segmented:\n" + summarize(full))

@@ -8,6 +8,7 @@ from .common import add_verbose, print_json, terminal_progress
 from .pipeline_args import (
     add_input_output,
     add_model_options,
+    check_dicom_source,
     info,
     prepare,
     read_input,
@@ -37,6 +38,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     plan, pipe = prepare(args)
     volume = read_input(args)
+    check_dicom_source(args, volume)
     progress, close = terminal_progress()
     try:
         if args.box_ras is not None:
