@@ -105,7 +105,7 @@ def test_clean_stale_parts_removes_only_dead_processes_files(tmp_path):
     import sys
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+                          text=True, encoding="utf-8", check=True)
     dead_pid = int(dead.stdout)
     stale = tmp_path / f".seg.logsam-{dead_pid}-0a1b2c3d.part.nii.gz"
     mine = atomic.temp_name(tmp_path / "seg.nii.gz")

@@ -348,7 +348,7 @@ def test_second_output_failing_leaves_nothing(tmp_path, capsys, box_double, monk
     """The .seg.nrrd writer fails after the label map was written: neither file, nor a report, stays."""
     from LoGSAMLib import outputs
 
-    def broken(seg, labels, path):
+    def broken(seg, labels, path, models=None):
         path.write_bytes(b"half")
         raise OSError(28, "No space left on device")
 
@@ -373,7 +373,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(RUNNER), *argv], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
 
 
 def _wait_for(flag: Path, process: subprocess.Popen, timeout: float = 90.0) -> None:
@@ -417,7 +417,7 @@ def test_a_killed_runs_temporary_files_are_cleaned_by_the_next_run(tmp_path):
     left = {p.name for p in (tmp_path / "out").iterdir()}
     assert left and all(".logsam-" in n and ".part" in n and n.startswith(".") for n in left), left
     done = subprocess.run([sys.executable, str(RUNNER), *argv], env=_env(), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert done.returncode == 0, done.stderr
     assert {p.name for p in (tmp_path / "out").iterdir()} == COMPLETE
     assert source.exists()
@@ -428,7 +428,7 @@ def test_exit_status_and_one_line_in_a_real_process(tmp_path):
     source = _input(tmp_path)
     before = _sha(source)
     result = subprocess.run([sys.executable, "-m", "LoGSAMLib.cli", "segment", str(source), *BOX, "-o",
-                             str(source)], env=_env(), capture_output=True, text=True, timeout=120)
+                             str(source)], env=_env(), capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "it is the input" in result.stderr
     assert _sha(source) == before

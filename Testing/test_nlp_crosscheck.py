@@ -96,6 +96,16 @@ def test_german_dictations_spoken_through_the_speech_path(tiny_home, one_torch_t
     assert pipe.cross_check(english) is None  # nothing to compare without a translation
 
 
+def _write_silence(path, seconds: float = 0.5, rate: int = 16000) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\0\0" * int(seconds * rate))
+
+
 @pytest.fixture
 def small_volume(tmp_path):
     from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom
@@ -115,7 +125,7 @@ def test_run_stops_when_transcript_and_translation_disagree(small_volume, tmp_pa
     heard = Transcript("Kein Hinweis auf ein Gliom.", "de", translation="Evidence of a glioma.")
     monkeypatch.setattr(Pipeline, "transcribe", lambda self, audio, **kwargs: heard)
     audio = tmp_path / "dictation.wav"
-    audio.write_bytes(b"")  # never read: transcribe is the fixed one above
+    _write_silence(audio)  # loaded and level-checked, never transcribed: transcribe is the fixed one above
     out = tmp_path / "seg.nii.gz"
     args = ["run", str(small_volume), "--audio", str(audio), "-o", str(out), "--device", "cpu"]
     assert main(args + (["--confirm"] if confirm else [])) == code  # no terminal under pytest: no "yes"
@@ -134,7 +144,7 @@ def test_run_agreeing_cross_check_is_in_the_report(small_volume, tmp_path, monke
     heard = Transcript("Kein Hinweis auf ein Gliom.", "de", translation="No evidence of a glioma.")
     monkeypatch.setattr(Pipeline, "transcribe", lambda self, audio, **kwargs: heard)
     audio = tmp_path / "dictation.wav"
-    audio.write_bytes(b"")
+    _write_silence(audio)
     out = tmp_path / "seg.nii.gz"
     assert main(["run", str(small_volume), "--audio", str(audio), "-o", str(out), "--device", "cpu"]) == 3
     report = json.loads((tmp_path / "seg.report.json").read_text())
