@@ -325,10 +325,12 @@ class OutputPlan:
 
 
 def _write_failed(error: Exception) -> OutputError:
-    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[-1:]
-    where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
-    return OutputError(f"Writing the outputs failed{where}: {reason if isinstance(reason, str) else ''.join(reason)}; "
-                       "nothing was written (files they would have replaced are unchanged).")
+    if isinstance(error, OSError) and error.strerror:
+        reason = error.strerror + (f" ({error.filename})" if error.filename else "")
+    else:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    return OutputError(f"Writing the outputs failed: {reason}; nothing was written (files they would have "
+                       "replaced are unchanged).")
 
 
 def _check_not_folder(path: Path) -> None:
