@@ -255,6 +255,9 @@ class OutputPlan:
     segmentations: list[Path]
     report: Path
     inputs: list[Path] = dataclasses.field(default_factory=list)
+    # Other files of the same run (e.g. a cross-check): path -> a function writing the content to
+    # the temporary path it is given. Add them with add_extra, which checks them like the others.
+    extras: dict[Path, Callable[[Path], None]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, segmentations: Sequence[str | os.PathLike], report: str | os.PathLike | None,
@@ -267,12 +270,22 @@ class OutputPlan:
         plan.check()
         return plan
 
+    def add_extra(self, path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
+        """One more output of this run, written in the same transaction; checked at once."""
+        self.extras[Path(path)] = writer
+        try:
+            self.check()
+        except InputError:
+            del self.extras[Path(path)]
+            raise
+
     @property
     def paths(self) -> list[Path]:
-        return [*self.segmentations, self.report]
+        return [*self.segmentations, self.report, *self.extras]
 
     def suffixes(self) -> dict[Path, str]:
-        return {**{p: _suffix(p) for p in self.segmentations}, self.report: REPORT_SUFFIX}
+        return {**{p: _suffix(p) for p in self.segmentations}, self.report: REPORT_SUFFIX,
+                **{p: "".join(p.suffixes) or ".tmp" for p in self.extras}}
 
     def check(self) -> None:
         """Raise :class:`InputError` (one line) for the first output that cannot or must not be written."""
@@ -308,6 +321,9 @@ class OutputPlan:
                     transaction.written(path)
                 transaction.temp(self.report).write_text(text, encoding="utf-8")
                 transaction.written(self.report)
+                for path, writer in self.extras.items():
+                    writer(transaction.temp(path))
+                    transaction.written(path)
         except (OSError, RuntimeError) as error:  # disk full, folder gone, an ITK/slicerio write error
             raise _write_failed(error) from error
         return self.paths
