@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .atomic import write_text_atomic
+from .atomic import check_writable_folder, write_text_atomic
 from .errors import ChecksumError, LoGSAMError, ModelMissingError
 from .progress import ProgressCallback
 
@@ -630,6 +630,10 @@ def _download_file(spec: ModelSpec, file: FileSpec, progress: ProgressCallback |
         part.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise _cache_write_error(error) from error
+    problem = check_writable_folder(part.parent)  # else a read-only folder would look like a network error
+    if problem:
+        raise LoGSAMError(f"Cannot download into the model cache: {problem}; make it writable or set "
+                          "LOGSAM_HOME to a writable folder.")
     expected_sha, expected_size = _expected(spec, file)
     if force and not file.sha256:
         expected_sha, expected_size = None, file.size  # --force also re-learns an unpublished checksum

@@ -266,6 +266,9 @@ class OutputPlan:
     segmentations: list[Path]
     report: Path
     inputs: list[Path] = dataclasses.field(default_factory=list)
+    # Other files of the same run (e.g. a cross-check): path -> a function writing the content to
+    # the temporary path it is given. Add them with add_extra, which checks them like the others.
+    extras: dict[Path, Callable[[Path], None]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, segmentations: Sequence[str | os.PathLike], report: str | os.PathLike | None,
@@ -278,12 +281,22 @@ class OutputPlan:
         plan.check()
         return plan
 
+    def add_extra(self, path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
+        """One more output of this run, written in the same transaction; checked at once."""
+        self.extras[Path(path)] = writer
+        try:
+            self.check()
+        except InputError:
+            del self.extras[Path(path)]
+            raise
+
     @property
     def paths(self) -> list[Path]:
-        return [*self.segmentations, self.report]
+        return [*self.segmentations, self.report, *self.extras]
 
     def suffixes(self) -> dict[Path, str]:
-        return {**{p: _suffix(p) for p in self.segmentations}, self.report: REPORT_SUFFIX}
+        return {**{p: _suffix(p) for p in self.segmentations}, self.report: REPORT_SUFFIX,
+                **{p: "".join(p.suffixes) or ".tmp" for p in self.extras}}
 
     def check(self) -> None:
         """Raise :class:`InputError` (one line) for the first output that cannot or must not be written."""
@@ -319,6 +332,9 @@ class OutputPlan:
                     transaction.written(path)
                 transaction.temp(self.report).write_text(text, encoding="utf-8")
                 transaction.written(self.report)
+                for path, writer in self.extras.items():
+                    writer(transaction.temp(path))
+                    transaction.written(path)
         except (OSError, RuntimeError) as error:  # disk full, folder gone, an ITK/slicerio write error
             raise _write_failed(error) from error
         return self.paths
@@ -336,10 +352,12 @@ class OutputPlan:
 
 
 def _write_failed(error: Exception) -> OutputError:
-    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[-1:]
-    where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
-    return OutputError(f"Writing the outputs failed{where}: {reason if isinstance(reason, str) else ''.join(reason)}; "
-                       "nothing was written (files they would have replaced are unchanged).")
+    if isinstance(error, OSError) and error.strerror:
+        reason = error.strerror + (f" ({error.filename})" if error.filename else "")
+    else:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    return OutputError(f"Writing the outputs failed: {reason}; nothing was written (files they would have "
+                       "replaced are unchanged).")
 
 
 def _check_not_folder(path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from LoGSAMLib import atomic
@@ -127,3 +128,22 @@ def test_a_filesystem_without_hard_links_still_commits(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic, "_link", no_links)
     _write_all(folder)
     assert _state(folder) == {n: _new(n) for n in NAMES}
+
+
+def test_an_extra_output_joins_the_plan_and_its_checks(tmp_path):
+    from LoGSAMLib.errors import InputError
+    from LoGSAMLib.outputs import OutputPlan
+    from LoGSAMLib.types import Segmentation, Volume
+
+    source = tmp_path / "in.nii.gz"
+    source.write_bytes(b"input")
+    plan = OutputPlan.build([tmp_path / "out" / "seg.nii.gz"], None, [source])
+    with pytest.raises(InputError, match="it is the input"):
+        plan.add_extra(source, lambda path: path.write_text("x"))
+    assert plan.paths == [tmp_path / "out" / "seg.nii.gz", tmp_path / "out" / "seg.report.json"]
+    plan.add_extra(tmp_path / "out" / "seg.check.txt", lambda path: path.write_text("cross-check"))
+    labels = Volume(np.zeros((2, 3, 4), np.uint8), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    plan.write(Segmentation(labels, {1: "glioma"}), {"outputs": []})
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["seg.check.txt", "seg.nii.gz",
+                                                                      "seg.report.json"]
+    assert source.read_bytes() == b"input"

@@ -561,6 +561,8 @@ def test_read_only_logsam_home_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LOGSAM_HOME", str(home))
     code, _, err = _cli(capsys, "models", "import", "logsam-lora-dino", str(source))
     assert code == 2 and err.count("\n") == 1 and "Cannot write to the model cache" in err, err
+    code, _, err = _cli(capsys, "models", "download", "whisper-tiny")  # fails before any network use
+    assert code == 2 and err.count("\n") == 1 and "Cannot write to the model cache" in err, err
     if not IS_ROOT:
         code, _, err = _cli(capsys, "models", "clear", "--yes")
         assert code == 2 and err.count("\n") == 1 and "Cannot write to the model cache" in err, err

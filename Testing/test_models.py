@@ -331,6 +331,16 @@ def test_first_download_records_the_hash_and_later_loads_verify_it(home, server,
                                                       "size": len(changed)}
 
 
+def test_a_part_found_in_the_cache_is_not_resumed_when_the_hash_will_be_recorded(home, server):
+    """With no published checksum every byte must come from the URL: a planted .part is not a prefix."""
+    serve_model(home, server, sha256=None, size=None)
+    (home / "m").mkdir()
+    (home / "m" / "w.pth.part").write_bytes(b"planted" * 10)
+    assert models.download("m").read_bytes() == PAYLOAD
+    assert models.recorded_checksums()["m/w.pth"]["sha256"] == SHA
+    assert server.requests[-1][1] is None  # fetched from the start, no Range
+
+
 def test_published_md5_is_checked_when_no_sha256_is_published(home, server):
     serve_model(home, server, sha256=None, size=None, md5="0" * 32)
     with pytest.raises(ChecksumError, match="MD5"):
