@@ -129,6 +129,10 @@ def test_a_segmentation_of_another_series_or_no_dicom_is_refused(tmp_path):
     turned = Segmentation(Volume(seg.labelmap.array, volume.spacing, volume.origin, np.eye(3)), seg.classes)
     with pytest.raises(InputError, match="another orientation"):
         write_dicom_seg(turned, sources, tmp_path / "b.dcm")
+    shifted = Segmentation(Volume(seg.labelmap.array, volume.spacing, np.add(volume.origin, (0.0, 3.0, 0.0)),
+                                  volume.direction), seg.classes)
+    with pytest.raises(InputError, match="elsewhere in space"):
+        write_dicom_seg(shifted, sources, tmp_path / "s.dcm")
     with pytest.raises(InputError, match="9 source images for 10 slices"):
         write_dicom_seg(seg, sources[:-1], tmp_path / "c.dcm")
     # No DICOM behind the image: a clear message, no file.
