@@ -114,6 +114,10 @@ def _serve(args: argparse.Namespace, token: str, tls: bool) -> int:
     ready = args.ready_file
 
     class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()  # a graceful stop on SIGTERM exits 0, not by re-raising the signal
+
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             if self.started and ready is not None:

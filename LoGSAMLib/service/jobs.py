@@ -188,6 +188,8 @@ class JobManager:
     def _finish(self, job: Job, state: str, error: str | None = None, error_type: str | None = None) -> None:
         job.state, job.error, job.error_type = state, error, error_type
         job.finished = time.monotonic()
+        if state != DONE:  # nothing to fetch: the uploads go now, the status stays until the TTL
+            shutil.rmtree(job.folder, ignore_errors=True)
 
     def _work(self) -> None:
         state = None
