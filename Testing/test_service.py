@@ -354,3 +354,38 @@ def test_sigterm_stops_the_server_cleanly_and_deletes_job_folders(tiny_models_di
     assert list(srv.work_dir.iterdir()) == [] and not srv.ready.exists()
     with pytest.raises(ServerConnectionError, match="Cannot reach"):
         client.status(job)
+
+
+def test_https_with_a_self_signed_certificate(tiny_models_dir, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    srv = start_server(tmp_path / "srv", tiny_models_dir, "--certfile", str(cert), "--keyfile", str(key))
+    try:
+        assert srv.url.startswith("https://")
+        assert srv.client(cafile=cert).health()["status"] == "ok"
+        with pytest.raises(ServerConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            srv.client().health()  # not trusted without the CA file
+    finally:
+        assert srv.stop() == 0
+
+
+def test_finished_jobs_and_unused_uploads_expire_after_the_ttl(tmp_path):
+    from LoGSAMLib.service.jobs import DONE, JobManager
+
+    manager = JobManager(tmp_path, lambda job, state: "result", lambda: None, ttl_s=0.2, sweep_interval_s=0.05)
+    try:
+        upload_id, folder = manager.new_upload()
+        (folder / "data.nii.gz").write_bytes(b"x")
+        job = manager.create("segment", {}, {})
+        deadline = time.monotonic() + 5
+        while manager.get(job.id) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.state == DONE and manager.get(job.id) is None
+        assert not job.folder.exists() and not folder.exists()
+        with pytest.raises(KeyError):
+            manager.take_upload(upload_id, tmp_path)
+    finally:
+        manager.shutdown()
+    assert list(tmp_path.iterdir()) == []
