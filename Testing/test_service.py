@@ -54,15 +54,17 @@ def start_server(folder: Path, home: Path, *extra: str) -> Server:
     work.mkdir(exist_ok=True)
     env = {**os.environ, "LOGSAM_HOME": str(home), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "LoGSAMLib.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
-         "--token-file", str(token_file), "--ready-file", str(ready), "--work-dir", str(work), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = folder / "server.log"
+    with open(log, "w") as handle:  # a file, not a pipe nobody reads, which would block the server once full
+        process = subprocess.Popen(
+            [sys.executable, "-m", "LoGSAMLib.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
+             "--token-file", str(token_file), "--ready-file", str(ready), "--work-dir", str(work), *extra],
+            env=env, stdout=handle, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while not ready.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise AssertionError(f"server did not start: {process.communicate()[1]}")
+            raise AssertionError(f"server did not start: {log.read_text()}")
         time.sleep(0.1)
     info = json.loads(ready.read_text())
     assert info["pid"] == process.pid and info["api_version"] == API_VERSION
@@ -148,6 +150,27 @@ def test_run_round_trip_gives_the_in_process_label_map_and_report(server, phanto
     assert _leftovers(server) == []  # fetched once: the job's folder is gone
     health = server.client().health()
     assert any(m.startswith("detector:") for m in health["loaded_models"])  # and the models stay loaded
+
+
+def test_run_with_audio_uploads_it_and_keeps_the_transcript_when_nothing_is_affirmed(server, phantom_file, tiny_home,
+                                                                                    tmp_path):
+    from LoGSAMLib.testing.speech import speak
+
+    path, _ = phantom_file
+    audio = tmp_path / "dictation.wav"
+    speak("Kein Hinweis auf einen Tumor.", audio, voice="de")
+    common = ["run", str(path), "--audio", str(audio), "--whisper-model", "whisper-base", "--asr-backend", "openai",
+              "--language", "de", "--device", "cpu"]
+    assert main([*common, "-o", str(tmp_path / "local.nii.gz")]) == 3
+    assert main([*common, "-o", str(tmp_path / "remote.nii.gz"), "--server", server.url, "--token", server.token]) == 3
+    # The tiny Whisper's random text names no class: no segmentation, the transcript is kept, as locally.
+    assert not (tmp_path / "local.nii.gz").exists() and not (tmp_path / "remote.nii.gz").exists()
+    local, remote = (json.loads((tmp_path / f"{n}.report.json").read_text()) for n in ("local", "remote"))
+    assert remote["transcript"]["language"] == "de" and remote["outputs"] == []
+    for report in (local, remote):
+        report["transcript"].pop("timings")
+    assert remote == local
+    assert _leftovers(server) == []
 
 
 # ------------------------------------------------------------------------------ security

@@ -57,6 +57,19 @@ def _volume_for_upload(args: argparse.Namespace, stack: ExitStack) -> Path:
     return write_volume(read_volume(path, component=args.volume_index), folder / "volume.nii.gz")
 
 
+def _submit(args: argparse.Namespace, submit) -> str:
+    """Upload the volume (converted first if need be) with a progress bar, via ``submit(volume, progress)``."""
+    from .common import terminal_progress
+
+    with ExitStack() as stack:
+        volume = _volume_for_upload(args, stack)
+        progress, close = terminal_progress()
+        try:
+            return submit(volume, progress)
+        finally:
+            close()
+
+
 def _wait_and_fetch(client, job_id: str, args: argparse.Namespace, report_file: Path, outputs: list[Path]):
     from .common import terminal_progress
 
@@ -76,8 +89,7 @@ def _wait_and_fetch(client, job_id: str, args: argparse.Namespace, report_file: 
 
 def run_remote(args: argparse.Namespace) -> int:
     """`logsam run --server`."""
-    from .common import print_json, terminal_progress
-    from .pipeline_args import check_outputs, info, pipeline_options, report_path, summarize
+    from .pipeline_args import check_outputs, info, pipeline_options, report_path
     from .run_cmd import _describe_findings
 
     if args.confirm:
@@ -86,13 +98,8 @@ def run_remote(args: argparse.Namespace) -> int:
     client = client_for(args)
     options = _server_options(pipeline_options(args, whisper_model=args.whisper_model, asr_backend=args.asr_backend,
                                                language=args.language))
-    with ExitStack() as stack:
-        volume = _volume_for_upload(args, stack)
-        progress, close = terminal_progress()
-        try:
-            job = client.submit_run(volume, text=args.text, audio_path=args.audio, options=options, progress=progress)
-        finally:
-            close()
+    job = _submit(args, lambda volume, progress: client.submit_run(
+        volume, text=args.text, audio_path=args.audio, options=options, progress=progress))
     status, report = _wait_and_fetch(client, job, args, report_path(args), list(args.output))
     if report.get("transcript"):
         info(args, f"Transcript ({report['transcript']['language']}): {report['transcript']['text']}")
@@ -100,17 +107,12 @@ def run_remote(args: argparse.Namespace) -> int:
     if status.get("exit_code") == 3:
         info(args, "Nothing to segment. The dictation was kept in " + str(report_path(args)))
         return 3
-    info(args, "Segmented:\n" + summarize(report))
-    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_path(args)]))
-    if args.json:
-        print_json(report)
-    return 0
+    return _show_segmented(args, report)
 
 
 def segment_remote(args: argparse.Namespace) -> int:
     """`logsam segment --server`."""
-    from .common import print_json, terminal_progress
-    from .pipeline_args import check_outputs, info, pipeline_options, report_path, summarize
+    from .pipeline_args import check_outputs, pipeline_options, report_path
 
     check_outputs(args.output)
     client = client_for(args)
@@ -121,20 +123,10 @@ def segment_remote(args: argparse.Namespace) -> int:
         box_lps = ((-r1, -a1, s1), (-r2, -a2, s2))
     else:
         classes = list(dict.fromkeys(args.prompt))
-    with ExitStack() as stack:
-        volume = _volume_for_upload(args, stack)
-        progress, close = terminal_progress()
-        try:
-            job = client.submit_segment(volume, classes=classes, box_lps=box_lps, label=args.label,
-                                        options=options, progress=progress)
-        finally:
-            close()
+    job = _submit(args, lambda volume, progress: client.submit_segment(
+        volume, classes=classes, box_lps=box_lps, label=args.label, options=options, progress=progress))
     _, report = _wait_and_fetch(client, job, args, report_path(args), list(args.output))
-    info(args, "Segmented:\n" + summarize(report))
-    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_path(args)]))
-    if args.json:
-        print_json(report)
-    return 0
+    return _show_segmented(args, report)
 
 
 def transcribe_remote(args: argparse.Namespace) -> int:
@@ -158,6 +150,17 @@ def transcribe_remote(args: argparse.Namespace) -> int:
     if transcript.get("translation") is not None:
         print(f"translation: {transcript['translation']}")
     print(f"model:       {transcript.get('model_id')} (on {args.server})")
+    return 0
+
+
+def _show_segmented(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    from .common import print_json
+    from .pipeline_args import info, report_path, summarize
+
+    info(args, "Segmented:\n" + summarize(report))
+    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_path(args)]))
+    if args.json:
+        print_json(report)
     return 0
 
 

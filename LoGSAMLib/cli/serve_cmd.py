@@ -132,4 +132,16 @@ def _serve(args: argparse.Namespace, token: str, tls: bool) -> int:
         if ready is not None:
             with contextlib.suppress(FileNotFoundError):
                 ready.unlink()
+    if _is_the_process():
+        # Everything of ours is cleaned up; the native teardown of loaded models (torch, OpenMP) would
+        # take seconds more, which a process manager (Slicer's, on exit) should not wait for.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
+
+
+def _is_the_process() -> bool:
+    """Was this process started as the `logsam` command (not `main()` called from other Python code)?"""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return (spec is not None and spec.name == "LoGSAMLib.cli.__main__") or Path(sys.argv[0]).name == "logsam"
