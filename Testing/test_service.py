@@ -38,6 +38,7 @@ class Server:
     token: str
     work_dir: Path
     ready: Path
+    log: Path
 
     def client(self, **kwargs) -> EngineClient:
         return EngineClient(self.url, self.token, **kwargs)
@@ -68,13 +69,13 @@ def start_server(folder: Path, home: Path, *extra: str) -> Server:
         time.sleep(0.1)
     info = json.loads(ready.read_text())
     assert info["pid"] == process.pid and info["api_version"] == API_VERSION
-    return Server(process, info["url"], token_file.read_text().strip(), work, ready)
+    return Server(process, info["url"], token_file.read_text().strip(), work, ready, log)
 
 
 @pytest.fixture(scope="module")
 def server(tiny_models_dir, tmp_path_factory):
     srv = start_server(tmp_path_factory.mktemp("server"), tiny_models_dir, "--concurrency", "2",
-                       "--max-upload-mb", "1", "--max-decompressed-mb", "8")
+                       "--max-upload-mb", "1", "--max-decompressed-mb", "8", "--verbose")  # every log line
     yield srv
     srv.stop()
 
@@ -150,6 +151,9 @@ def test_run_round_trip_gives_the_in_process_label_map_and_report(server, phanto
     assert _leftovers(server) == []  # fetched once: the job's folder is gone
     health = server.client().health()
     assert any(m.startswith("detector:") for m in health["loaded_models"])  # and the models stay loaded
+    log = server.log.read_text()
+    assert "Application startup complete" in log  # the log is there (verbose), but holds no patient data:
+    assert path.name not in log and "glioblastoma" not in log and "left frontal" not in log
 
 
 def test_run_with_audio_uploads_it_and_keeps_the_transcript_when_nothing_is_affirmed(server, phantom_file, tiny_home,
@@ -171,6 +175,8 @@ def test_run_with_audio_uploads_it_and_keeps_the_transcript_when_nothing_is_affi
         report["transcript"].pop("timings")
     assert remote == local
     assert _leftovers(server) == []
+    heard = remote["transcript"]["text"].strip()
+    assert len(heard) < 20 or heard not in server.log.read_text()  # no transcript in the server's log
 
 
 # ------------------------------------------------------------------------------ security
@@ -199,6 +205,9 @@ def test_oversized_upload_gets_413_before_it_is_stored(server, tmp_path):
     status, body, _ = _raw(server, "POST", "/v1/uploads?kind=volume&suffix=.nii.gz", b"\0" * too_big,
                            {**auth, "Content-Type": "application/octet-stream"})
     assert status == 413 and "1.0 MB" in body["detail"]
+    status, _, _ = _raw(server, "POST", "/v1/extract", json.dumps({"text": "x" * too_big}).encode(),
+                        {**auth, "Content-Type": "application/json"})
+    assert status == 413  # a JSON body is read whole, so it has a limit too
     big = tmp_path / "big.nii.gz"
     big.write_bytes(os.urandom(too_big))
     with pytest.raises(InputError, match="at most 1.0 MB"):

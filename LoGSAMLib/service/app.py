@@ -30,10 +30,12 @@ from .limits import AUDIO_SUFFIXES, VOLUME_SUFFIXES, UploadRejected, check_volum
 from .settings import ServeSettings
 
 MAX_TEXT_CHARS = 20_000
+MAX_JSON_BYTES = 1024 * 1024
 
 
 class _VersionCheck:
-    """Every response names the API version; a request from a client of another API version gets 426."""
+    """Every response names the API version; a request from a client of another API version gets 426.
+    A JSON request body must say its length and stay under :data:`MAX_JSON_BYTES` (uploads have their own limit)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -42,6 +44,12 @@ class _VersionCheck:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
+        if scope["path"] != "/v1/uploads":  # JSON bodies are read whole: small, and of a known length
+            length = headers.get(b"content-length")
+            if b"chunked" in headers.get(b"transfer-encoding", b""):
+                return await _error(411, "Send a Content-Length.", "InputError")(scope, receive, send)
+            if length is not None and (not length.isdigit() or int(length) > MAX_JSON_BYTES):
+                return await _error(413, "The request body is too large.", "InputError")(scope, receive, send)
         claimed = headers.get(API_HEADER.lower().encode())
         exempt = scope["path"] in ("/version", "/v1/version")  # a client must always be able to ask
         if claimed is not None and not exempt and claimed != str(API_VERSION).encode():
@@ -218,10 +226,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def _submit(kind: str, spec: dict[str, Any], uploads: dict[str, str | None]) -> dict[str, Any]:
         wanted = {key: value for key, value in uploads.items() if value}
         try:
-            job = manager().create(kind, spec, wanted)
+            job = manager().create(kind, spec, wanted, {"volume": VOLUME_SUFFIXES, "audio": AUDIO_SUFFIXES})
         except KeyError:
             raise HTTPException(status_code=404, detail="An upload named by this request is unknown: it was "
                                 "used by another job already or expired; upload the file again.") from None
+        except ValueError as error:
+            raise UploadRejected(400, str(error)) from None
         return job.status(manager().position(job))
 
     @app.post("/v1/run", dependencies=auth)
