@@ -175,8 +175,26 @@ def test_run_with_audio_uploads_it_and_keeps_the_transcript_when_nothing_is_affi
         report["transcript"].pop("timings")
     assert remote == local
     assert _leftovers(server) == []
+    transcript = server.client().transcribe(audio, "de", options={"whisper_model": "whisper-base",
+                                                                  "asr_backend": "openai"})
+    assert transcript["text"] == local["transcript"]["text"] and transcript["language"] == "de"
     heard = remote["transcript"]["text"].strip()
     assert len(heard) < 20 or heard not in server.log.read_text()  # no transcript in the server's log
+
+
+def test_extract_models_and_a_client_that_needs_only_the_standard_library(server):
+    client = server.client()
+    findings = client.extract("Left frontal glioblastoma. No meningioma.")
+    assert findings["affirmed"] == ["glioma"] and findings["negated"] == ["meningioma"]
+    assert findings["classes"]["glioma"]["side"] == "left"
+    models = {m["id"]: m for m in client.models()}
+    assert models["medsam-vit-b"]["cached"] and not all(m["cached"] for m in models.values())
+    assert {r["status"] for r in client.verify_models("medsam-vit-b")} == {"ok"}
+    probe = ("import sys, LoGSAMLib.service.client; "
+             "print(sorted(m for m in ('torch', 'numpy', 'fastapi', 'SimpleITK', 'uvicorn') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------------------ security
