@@ -439,3 +439,21 @@ def test_finished_jobs_and_unused_uploads_expire_after_the_ttl(tmp_path):
     finally:
         manager.shutdown()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_volume_check_reads_the_size_from_each_header_and_refuses_a_cut_file(suffix, phantom_file, tmp_path):
+    from LoGSAMLib.service.limits import UploadRejected, check_volume
+
+    _, phantom = phantom_file
+    path = write_volume(phantom.volume, tmp_path / f"v{suffix}")
+    pixels = phantom.volume.array.size * phantom.volume.array.dtype.itemsize
+    assert check_volume(path, suffix, max_bytes=pixels) == pixels
+    with pytest.raises(UploadRejected) as too_small_a_cap:
+        check_volume(path, suffix, max_bytes=pixels - 1)
+    assert too_small_a_cap.value.status == 413
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(path.read_bytes()[: -max(64, path.stat().st_size // 3)])
+    with pytest.raises(UploadRejected, match="damaged or truncated") as damaged:
+        check_volume(cut, suffix, max_bytes=pixels)
+    assert damaged.value.status == 400
