@@ -197,6 +197,23 @@ def test_extract_models_and_a_client_that_needs_only_the_standard_library(server
     assert done.stdout.strip() == "[]"
 
 
+def test_early_detection_job_serves_the_run_queued_after_it(server, tmp_path):
+    small = make_phantom([LesionSpec(kind="glioma", radius_mm=14.0, side="left", region="frontal")],
+                         spacing=(10.0, 10.0, 14.0), seed=4)  # a volume no other test searched
+    path = write_volume(small.volume, tmp_path / "small.nii.gz")
+    client = server.client()
+    dictation = "Enhancing left frontal glioblastoma."
+    options = {"segmenter": "medsam", "detector_size": 128}
+    early = client.submit_detect(path, text=dictation, options=options)
+    assert client.wait(early)["exit_code"] == 0
+    run = client.submit_run(path, text=dictation, options=options)  # on either of the two workers
+    client.wait(run)
+    report = client.fetch(run, [tmp_path / "s.nii.gz"], tmp_path / "s.json")
+    assert report["search"]["glioma"]["searched_earlier"] is True
+    assert report["search"]["glioma"]["detector_slices"] > 0
+    assert _leftovers(server) == []
+
+
 # ------------------------------------------------------------------------------ security
 
 

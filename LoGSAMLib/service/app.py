@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
+from ..early_detection import DetectionCache
 from ..errors import LoGSAMError
 from . import API_HEADER, API_VERSION, VERSION_HEADER
 from .auth import token_matches
@@ -96,6 +97,13 @@ class SegmentRequest(BaseModel):
     options: dict[str, Any] | None = None
 
 
+class DetectRequest(BaseModel):
+    volume: str
+    text: str | None = None
+    classes: list[str] | None = None
+    options: dict[str, Any] | None = None
+
+
 class TranscribeRequest(BaseModel):
     audio: str
     language: str | None = None
@@ -122,8 +130,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         parent = Path(settings.work_dir) if settings.work_dir else Path(tempfile.gettempdir())
         parent.mkdir(parents=True, exist_ok=True)
         root = private_folder(parent, "logsam-serve-")
+        searches = DetectionCache()  # shared by the workers: an early search serves whichever runs the job
         app.state.manager = JobManager(
-            root, lambda job, models: execute(job, models, settings.device, settings.precision), WorkerModels,
+            root, lambda job, models: execute(job, models, settings.device, settings.precision),
+            lambda: WorkerModels(searches),
             concurrency=settings.concurrency, ttl_s=settings.job_ttl_s, sweep_interval_s=settings.sweep_interval_s)
         try:
             yield
@@ -252,6 +262,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
         spec = {"classes": request.classes, "box_lps": request.box_lps, "label": request.label,
                 "options": request.options}
         return _submit("segment", spec, {"volume": request.volume})
+
+    @app.post("/v1/detect", dependencies=auth)
+    def detect(request: DetectRequest) -> dict[str, Any]:
+        """Start the slice search early (while the user reviews the findings); see engine._detect."""
+        if (request.text is None) == (not request.classes):
+            return _error(400, "Give either text or classes.", "InputError")
+        if request.text is not None and len(request.text) > MAX_TEXT_CHARS:
+            raise UploadRejected(413, f"The text is longer than {MAX_TEXT_CHARS} characters.")
+        spec = {"text": request.text, "classes": request.classes, "options": request.options}
+        return _submit("detect", spec, {"volume": request.volume})
 
     @app.post("/v1/transcribe", dependencies=auth)
     def transcribe(request: TranscribeRequest) -> dict[str, Any]:
