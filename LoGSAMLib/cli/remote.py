@@ -24,7 +24,8 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--server", metavar="URL", default=None,
                        help="run on a `logsam serve` at URL (e.g. https://gpu-host:8470) instead of locally")
     group.add_argument("--token", default=None,
-                       help="the server's token (default: $LOGSAM_TOKEN, else the local token file)")
+                       help="the server's token (default: $LOGSAM_TOKEN, else the local token file; prefer "
+                            "LOGSAM_TOKEN: a command line is visible to other users)")
     group.add_argument("--cafile", type=Path, default=None,
                        help="CA certificate (PEM) to trust for an https server with its own certificate")
 
