@@ -479,3 +479,13 @@ def test_volume_check_reads_the_size_from_each_header_and_refuses_a_cut_file(suf
     with pytest.raises(UploadRejected, match="damaged or truncated") as damaged:
         check_volume(cut, suffix, max_bytes=pixels)
     assert damaged.value.status == 400
+
+
+def test_a_local_engine_stops_cleanly_when_its_parent_process_ends(tiny_models_dir, tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    srv = start_server(tmp_path / "srv", tiny_models_dir, "--parent-pid", str(parent.pid))
+    assert srv.client().health()["status"] == "ok"
+    parent.kill()
+    parent.wait()
+    assert srv.process.wait(30) == 0
+    assert list(srv.work_dir.iterdir()) == [] and not srv.ready.exists()
