@@ -194,12 +194,7 @@ class EngineClient:
         delay = min(0.05, self.poll_s)
         last = None
         while True:
-            try:
-                status = self.status(job_id)
-            except ServerConnectionError as error:
-                raise ServerConnectionError(
-                    f"Lost the LoGSAM server at {self.url} while the job ran ({error.__cause__ or error}): it "
-                    "stopped or restarted, the job is lost and nothing was written. Start it and try again.") from None
+            status = self._poll(job_id)
             shown = (status["state"], status.get("stage"), status.get("fraction"), status.get("message"))
             if shown != last:
                 last = shown
@@ -220,6 +215,20 @@ class EngineClient:
         if status["state"] == "failed":
             raise _error_class(status.get("error_type"))(status.get("error") or "The job failed on the server.")
         return status
+
+    def _poll(self, job_id: str, attempts: int = 3, pause_s: float = 0.5) -> dict[str, Any]:
+        """The job's status; a dropped connection is retried a few times before the server counts as gone."""
+        for attempt in range(attempts):
+            try:
+                return self.status(job_id)
+            except ServerConnectionError as error:
+                if attempt + 1 < attempts:
+                    time.sleep(pause_s)
+                    continue
+                raise ServerConnectionError(
+                    f"Lost the LoGSAM server at {self.url} while the job ran ({error.__cause__ or error}): it "
+                    "stopped or restarted, the job is lost and nothing was written. Start it and try again.") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def fetch(self, job_id: str, outputs: Sequence[str | os.PathLike], report: str | os.PathLike | None,
               *, extra: dict[str, Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
