@@ -17,6 +17,7 @@ from .pipeline_args import (
     summarize,
     write_results,
 )
+from .remote import add_server_options, run_remote
 
 HELP = "the whole method: dictation (audio or text) + MRI volume -> tumor segmentation"
 
@@ -37,11 +38,14 @@ def register(subparsers) -> None:
                              "starts searching while you read; nothing is segmented without a yes); needed "
                              "when the transcript and its English translation name different classes")
     add_model_options(parser)
+    add_server_options(parser)
     add_verbose(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        return run_remote(args)
     plan, pipe = prepare(args)
     volume = read_input(args)
     check_dicom_source(args, volume)
