@@ -17,7 +17,8 @@ from ..atomic import Interrupted, OutputTransaction, handle_signals
 from ..errors import LoGSAMError
 
 # Order shown in --help.
-SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "batch", "evaluate", "train", "models")
+SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "batch", "evaluate", "train", "models",
+               "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

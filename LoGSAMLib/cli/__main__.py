@@ -1,4 +1,4 @@
-"""``python -m LoGSAMLib.cli``: the ``logsam`` command without the installed entry point."""
+"""``python -m LoGSAMLib.cli`` is the ``logsam`` command (how Slicer starts a local engine with its own Python)."""
 
 import sys
 
