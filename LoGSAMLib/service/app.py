@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -106,8 +107,13 @@ def _error(status: int, message: str, error_type: str = "ServerError") -> JSONRe
     return JSONResponse(status_code=status, content={"detail": message, "error_type": error_type})
 
 
-def create_app(settings: ServeSettings) -> FastAPI:
-    """The app for ``settings``; the job queue starts with the app (lifespan) and is torn down with it."""
+def create_app(settings: ServeSettings, execute_job: Callable[[Any, Any], Any] | None = None,
+               make_state: Callable[[], Any] | None = None) -> FastAPI:
+    """The app for ``settings``; the job queue starts with the app (lifespan) and is torn down with it.
+
+    ``execute_job(job, state)`` / ``make_state()`` replace where jobs run (default: this process's warm
+    models); Ray Serve (``ray_serve.py``) passes its engine replicas here.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -115,7 +121,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         parent.mkdir(parents=True, exist_ok=True)
         root = private_folder(parent, "logsam-serve-")
         app.state.manager = JobManager(
-            root, lambda job, models: execute(job, models, settings.device, settings.precision), WorkerModels,
+            root, execute_job or (lambda job, models: execute(job, models, settings.device, settings.precision)),
+            make_state or WorkerModels,
             concurrency=settings.concurrency, ttl_s=settings.job_ttl_s, sweep_interval_s=settings.sweep_interval_s)
         try:
             yield
