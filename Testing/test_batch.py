@@ -85,7 +85,11 @@ def _without_timings(value):
 @pytest.fixture(scope="module")
 def local_run(cohort, tiny_models_dir, tmp_path_factory):
     """The local batch: interrupted by a real SIGINT after 3 cases, then resumed by the same command."""
+    import torch
+
     out = tmp_path_factory.mktemp("local")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray actor (1 CPU): the same arithmetic, so the same bytes
     mp = pytest.MonkeyPatch()
     mp.setenv("LOGSAM_HOME", str(tiny_models_dir))
     mp.setenv(INTERRUPT_ENV, "3")
@@ -97,6 +101,7 @@ def local_run(cohort, tiny_models_dir, tmp_path_factory):
         second_code = main(["batch", str(cohort), "-o", str(out), *OPTIONS])
     finally:
         mp.undo()
+        torch.set_num_threads(threads)
     return out, first_code, first, stamps, second_code, _summary(out)
 
 
@@ -154,7 +159,7 @@ def test_a_corrupt_case_fails_alone_with_its_message(local_run):
     assert sum(row["status"] == "failed" for row in rows.values()) == len(BAD)
 
 
-def test_a_damaged_output_is_redone_on_the_next_run(local_run, cohort, tiny_home):
+def test_a_damaged_output_is_redone_on_the_next_run(local_run, cohort, tiny_home, one_torch_thread):
     out = local_run[0]
     target = out / "c4.nii.gz"
     original = target.read_bytes()
