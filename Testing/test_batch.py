@@ -208,3 +208,33 @@ def test_ray_batch_with_a_killed_worker_gives_the_local_outputs(ray_instance, lo
         assert _without_timings(ray_report) == _without_timings(local_report), case
     for case, words in BAD.items():
         assert rows[case]["status"] == "failed" and words in rows[case]["error"]
+
+
+# ------------------------------------------------------------------------------- manifest
+
+
+def test_manifest_rows_resolve_paths_and_bad_rows_get_one_line(tmp_path):
+    from LoGSAMLib.batch.manifest import read_manifest
+    from LoGSAMLib.errors import InputError
+
+    (tmp_path / "m.csv").write_text("case,volume,text,prompt,plane\n"
+                                    "a,sub/a.nii.gz,\"Left frontal glioma, enhancing.\",,\n"
+                                    ",sub/b.nii.gz,,Glioma+pituitary,Coronal\n")
+    a, b = read_manifest(tmp_path / "m.csv")
+    assert a.case == "a" and a.volume == str(tmp_path / "sub" / "a.nii.gz") and a.text.endswith("enhancing.")
+    assert b.case == "b" and b.prompt == ("glioma", "pituitary") and b.plane == "coronal"
+    (tmp_path / "m.jsonl").write_text('{"volume": "/data/x.nii.gz", "prompt": ["meningioma"]}\n\n')
+    assert read_manifest(tmp_path / "m.jsonl")[0].prompt == ("meningioma",)
+    bad = {
+        "case,volume,text,prompt\nx,a.nii.gz,text,glioma\n": "row 2: give exactly one of",
+        "volume,prompt\na.nii.gz,astrocytoma\n": "unknown prompt class 'astrocytoma'",
+        "volume,prompt\na.nii.gz,glioma\nsub/a.nii.gz,glioma\n": "also on row 2",
+        "volume,prompt,colour\na.nii.gz,glioma,red\n": "unknown column 'colour'",
+        "case,volume,prompt\n../up,a.nii.gz,glioma\n": "cannot name files",
+        "image,prompt\na.nii.gz,glioma\n": "'volume' column",
+    }
+    for text, words in bad.items():
+        (tmp_path / "bad.csv").write_text(text)
+        with pytest.raises(InputError, match=words.replace("(", r"\(")) as error:
+            read_manifest(tmp_path / "bad.csv")
+        assert "\n" not in str(error.value)

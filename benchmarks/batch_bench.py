@@ -99,6 +99,19 @@ def per_case_process(real_size: bool, home: Path) -> dict[str, Any]:
     return row
 
 
+def _inline(settings):
+    """This process as the one worker, with one torch thread like each worker below (the same
+    arithmetic, and no oversubscription of the cores); models loaded here, so startup counts them."""
+    import torch
+
+    from LoGSAMLib.batch.runner import InlinePool
+
+    torch.set_num_threads(1)
+    pool = InlinePool(settings)
+    pool.runner.load_models()
+    return pool
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=12)
@@ -106,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-real-size", action="store_true", help="skip the real-size load (needs ~3 GB)")
     args = parser.parse_args(argv)
 
-    from LoGSAMLib.batch.runner import InlinePool, ProcessPool
+    from LoGSAMLib.batch.runner import ProcessPool
     from LoGSAMLib.testing import tiny_models
 
     work = Path(tempfile.mkdtemp(prefix="logsam-batch-bench-"))
@@ -116,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = make_cohort(work / "cohort", args.cases)
     load = os.getloadavg()[0]
     rows = [
-        time_batch("local, 1 worker (this process, 2 torch threads)", manifest, work / "out-local1",
-                   lambda s: InlinePool(s)),
+        time_batch("local, 1 worker (this process, 1 torch thread)", manifest, work / "out-local1", _inline),
         time_batch("local, 2 worker processes (1 thread each)", manifest, work / "out-local2",
                    lambda s: ProcessPool(s, 2, 1)),
     ]
