@@ -112,6 +112,14 @@ def _inline(settings):
     return pool
 
 
+def _processes(settings):
+    from LoGSAMLib.batch.runner import ProcessPool
+
+    pool = ProcessPool(settings, 2, 1)
+    pool.start()
+    return pool
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=12)
@@ -119,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-real-size", action="store_true", help="skip the real-size load (needs ~3 GB)")
     args = parser.parse_args(argv)
 
-    from LoGSAMLib.batch.runner import ProcessPool
     from LoGSAMLib.testing import tiny_models
 
     work = Path(tempfile.mkdtemp(prefix="logsam-batch-bench-"))
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         time_batch("local, 1 worker (this process, 1 torch thread)", manifest, work / "out-local1", _inline),
         time_batch("local, 2 worker processes (1 thread each)", manifest, work / "out-local2",
-                   lambda s: ProcessPool(s, 2, 1)),
+                   _processes),
     ]
     import ray
 

@@ -169,6 +169,11 @@ def _init_worker(settings: BatchSettings, threads: int | None) -> None:
     _worker_runner.load_models()
 
 
+def _worker_ready(linger_s: float) -> int:
+    time.sleep(linger_s)  # held a moment, so that the next ready call goes to another worker
+    return os.getpid()
+
+
 def _run_in_worker(case: Case, attempt: int) -> dict[str, Any]:
     assert _worker_runner is not None
     return _worker_runner.run(case, attempt)
@@ -189,6 +194,11 @@ class ProcessPool:
                 self.size, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker, initargs=self._args)
         return self._executor
+
+    def start(self) -> int:
+        """Start the workers and wait until they have loaded their models; returns how many answered."""
+        calls = [self._pool().submit(_worker_ready, 0.5) for _ in range(self.size)]
+        return len({call.result() for call in calls})
 
     def submit(self, case: Case, attempt: int) -> None:
         self._running[self._pool().submit(_run_in_worker, case, attempt)] = case

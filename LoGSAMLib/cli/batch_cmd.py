@@ -72,7 +72,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
         where = f"Ray ({args.ray or 'local instance'}), {args.workers} worker(s)"
     elif args.workers > 1:
         def make_pool():
-            return ProcessPool(settings, args.workers, max(1, int(args.cpus_per_worker)))
+            pool = ProcessPool(settings, args.workers, max(1, int(args.cpus_per_worker)))
+            pool.start()  # models loaded before the first case, so the ETA is the cases'
+            return pool
         where = f"{args.workers} local worker processes"
     else:
         def make_pool():
