@@ -84,7 +84,14 @@ class RayPool:
         self.size = workers
         self._idle = [self._new_actor() for _ in range(workers)]
         self._running: dict[Any, tuple[Any, Case]] = {}
-        self.actor_info = ray.get([a.ready.remote() for a in self._idle])  # wait for the models
+        try:
+            self.actor_info = ray.get([a.ready.remote() for a in self._idle])  # wait for the models
+        except ray.exceptions.RayActorError as error:  # e.g. a model missing on a node: say which, once
+            self.close()
+            cause = getattr(error, "cause", None) or error
+            if isinstance(cause, LoGSAMError):
+                raise LoGSAMError(f"A Ray worker could not load its models: {cause}") from None
+            raise LoGSAMError(f"A Ray worker could not start: {str(cause).strip().splitlines()[-1]}") from None
 
     def submit(self, case: Case, attempt: int) -> None:
         actor = self._idle.pop()

@@ -198,7 +198,12 @@ class ProcessPool:
     def start(self) -> int:
         """Start the workers and wait until they have loaded their models; returns how many answered."""
         calls = [self._pool().submit(_worker_ready, 0.5) for _ in range(self.size)]
-        return len({call.result() for call in calls})
+        try:
+            return len({call.result() for call in calls})
+        except futures.process.BrokenProcessPool:  # the initializer failed: load here to show its error
+            self._discard()
+            CaseRunner(self._args[0]).load_models()
+            raise
 
     def submit(self, case: Case, attempt: int) -> None:
         self._running[self._pool().submit(_run_in_worker, case, attempt)] = case

@@ -78,7 +78,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
         where = f"{args.workers} local worker processes"
     else:
         def make_pool():
-            return InlinePool(settings)
+            pool = InlinePool(settings)
+            pool.runner.load_models()  # a missing model stops here, in one line, before any case
+            return pool
         where = "this process"
     print(f"{len(cases)} case(s) from {args.manifest.name}; running on {where}.", flush=True)
     progress, close = print_progress()
