@@ -10,6 +10,7 @@ Ray is imported only here, and only when ``--ray`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,21 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    import signal
+
+    # ray.init installs its own SIGINT/SIGTERM handlers (SIGTERM aborts the process): keep the caller's,
+    # so that Ctrl-C and SIGTERM still end a batch or a server cleanly (summary written, app deleted).
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _init(ray, address, num_cpus)
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None:
+                with contextlib.suppress(ValueError):  # not the main thread: nothing was changed there
+                    signal.signal(sig, handler)
+
+
+def _init(ray, address: str | None, num_cpus: int | None) -> bool:
     package_root = str(Path(__file__).resolve().parents[2])  # so local workers import this LoGSAMLib
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     try:
