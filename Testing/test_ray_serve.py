@@ -150,3 +150,15 @@ def test_ray_serve_keeps_the_token_and_the_version_check(ray_serve):
     assert get("/v1/health", {"Authorization": f"Bearer {TOKEN}"}) == 200
     assert get("/v1/health", {"Authorization": f"Bearer {TOKEN}", API_HEADER: "999"}) == 426
     assert EngineClient(ray_serve, TOKEN).check_version()["api_version"]
+
+
+def test_serve_ray_refuses_what_ray_serve_cannot_do_before_starting_ray(tmp_path, capsys):
+    from LoGSAMLib.cli import main
+
+    token = ["--token-file", str(tmp_path / "token")]
+    assert main(["serve", "--ray", "--port", "0", *token]) == 2
+    assert "fixed --port" in capsys.readouterr().err
+    (tmp_path / "c.pem").write_text("x")
+    assert main(["serve", "--ray", "--certfile", str(tmp_path / "c.pem"), "--keyfile", str(tmp_path / "c.pem"),
+                 *token]) == 2
+    assert "TLS proxy" in capsys.readouterr().err
