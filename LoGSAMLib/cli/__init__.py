@@ -18,8 +18,8 @@ from ..errors import LoGSAMError
 from .common import check_text_arguments
 
 # Order shown in --help.
-SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "compare", "evaluate", "train", "models",
-               "serve")
+SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "compare", "batch", "evaluate", "train",
+               "models", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -90,32 +90,32 @@ def _wait_and_fetch(client, job_id: str, args: argparse.Namespace, report_file: 
 
 def run_remote(args: argparse.Namespace) -> int:
     """`logsam run --server`."""
-    from .pipeline_args import check_outputs, info, pipeline_options, report_path
+    from .pipeline_args import info, output_plan, pipeline_options
     from .run_cmd import _describe_findings
 
     if args.confirm:
         raise InputError("--confirm works with local models only; drop it or --server.")
-    check_outputs(args.output)
+    plan = output_plan(args)
     client = client_for(args)
     options = _server_options(pipeline_options(args, whisper_model=args.whisper_model, asr_backend=args.asr_backend,
                                                language=args.language))
     job = _submit(args, lambda volume, progress: client.submit_run(
         volume, text=args.text, audio_path=args.audio, options=options, progress=progress))
-    status, report = _wait_and_fetch(client, job, args, report_path(args), list(args.output))
+    status, report = _wait_and_fetch(client, job, args, plan.report, list(args.output))
     if report.get("transcript"):
         info(args, f"Transcript ({report['transcript']['language']}): {report['transcript']['text']}")
     info(args, _describe_findings(_findings(report["findings"])))
     if status.get("exit_code") == 3:
-        info(args, "Nothing to segment. The dictation was kept in " + str(report_path(args)))
+        info(args, "Nothing to segment. The dictation was kept in " + str(plan.report))
         return 3
-    return _show_segmented(args, report)
+    return _show_segmented(args, report, plan.report)
 
 
 def segment_remote(args: argparse.Namespace) -> int:
     """`logsam segment --server`."""
-    from .pipeline_args import check_outputs, pipeline_options, report_path
+    from .pipeline_args import output_plan, pipeline_options
 
-    check_outputs(args.output)
+    plan = output_plan(args)
     client = client_for(args)
     options = _server_options(pipeline_options(args))
     box_lps = classes = None
@@ -126,7 +126,7 @@ def segment_remote(args: argparse.Namespace) -> int:
         classes = list(dict.fromkeys(args.prompt))
     job = _submit(args, lambda volume, progress: client.submit_segment(
         volume, classes=classes, box_lps=box_lps, label=args.label, options=options, progress=progress))
-    _, report = _wait_and_fetch(client, job, args, report_path(args), list(args.output))
+    _, report = _wait_and_fetch(client, job, args, plan.report, list(args.output))
     return _show_segmented(args, report)
 
 
@@ -154,12 +154,12 @@ def transcribe_remote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_segmented(args: argparse.Namespace, report: dict[str, Any]) -> int:
+def _show_segmented(args: argparse.Namespace, report: dict[str, Any], report_file: Path) -> int:
     from .common import print_json
-    from .pipeline_args import info, report_path, summarize
+    from .pipeline_args import info, summarize
 
     info(args, "Segmented:\n" + summarize(report))
-    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_path(args)]))
+    info(args, "Wrote " + ", ".join(str(p) for p in [*args.output, report_file]))
     if args.json:
         print_json(report)
     return 0

@@ -52,6 +52,14 @@ def register(subparsers) -> None:
                              "(default 3600)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="parent of the per-job folders (default: the system temp folder)")
+    ray = parser.add_argument_group("Ray Serve (several warm replicas behind one address)")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="serve on Ray Serve: a local Ray instance, or the cluster at ADDRESS ('auto')")
+    ray.add_argument("--replicas", type=int, default=1, help="with --ray: engine replicas (default 1)")
+    ray.add_argument("--gpus-per-replica", type=float, default=0.0, metavar="G",
+                     help="with --ray: GPUs per replica (default 0: CPU replicas)")
+    ray.add_argument("--cpus-per-replica", type=float, default=1.0, metavar="C",
+                     help="with --ray: CPU cores per replica (default 1)")
     add_verbose(parser)
     parser.set_defaults(func=run)
 
@@ -99,6 +107,10 @@ def _serve(args: argparse.Namespace, token: str, tls: bool) -> int:
         precision=args.precision, max_upload_bytes=int(args.max_upload_mb * MB),
         max_audio_bytes=int(args.max_audio_mb * MB), max_decompressed_bytes=int(args.max_decompressed_mb * MB),
         job_ttl_s=args.job_ttl)
+    if args.ray is not None:
+        from ..service.ray_serve import serve_forever
+
+        return serve_forever(settings, args)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

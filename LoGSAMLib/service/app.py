@@ -11,6 +11,7 @@ import contextlib
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,8 +128,11 @@ class EngineService:
     """The job queue and its folder for one app: started with the app's lifespan, or on first use where the
     host runs no lifespan; :meth:`stop` cancels the jobs and deletes every job folder."""
 
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServeSettings, execute_job: Callable[[Any, Any], Any] | None = None,
+                 make_state: Callable[[], Any] | None = None) -> None:
         self.settings = settings
+        self._execute_job = execute_job
+        self._make_state = make_state
         self._manager: JobManager | None = None
         self._root: Path | None = None
         self._lock = threading.Lock()
@@ -146,9 +150,11 @@ class EngineService:
                 self._root = private_folder(parent, "logsam-serve-")
                 searches = DetectionCache()  # shared by the workers: an early search serves whichever runs the job
                 self._manager = JobManager(
-                    self._root, lambda job, models: execute(job, models, settings.device, settings.precision),
-                    lambda: WorkerModels(searches), concurrency=settings.concurrency, ttl_s=settings.job_ttl_s,
-                    sweep_interval_s=settings.sweep_interval_s)
+                    self._root,
+                    self._execute_job or (lambda job, models: execute(job, models, settings.device,
+                                                                      settings.precision)),
+                    self._make_state or (lambda: WorkerModels(searches)), concurrency=settings.concurrency,
+                    ttl_s=settings.job_ttl_s, sweep_interval_s=settings.sweep_interval_s)
             return self._manager
 
     def stop(self) -> None:
@@ -161,10 +167,15 @@ class EngineService:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def create_app(settings: ServeSettings) -> FastAPI:
+def create_app(settings: ServeSettings, execute_job: Callable[[Any, Any], Any] | None = None,
+               make_state: Callable[[], Any] | None = None) -> FastAPI:
     """The app for ``settings``. Its :class:`EngineService` (``app.state.service``) starts with the app's
-    lifespan and stops with it, deleting every job folder."""
-    service = EngineService(settings)
+    lifespan and stops with it, deleting every job folder.
+
+    ``execute_job(job, state)`` / ``make_state()`` replace where jobs run (default: this process's warm
+    models); Ray Serve (``ray_serve.py``) passes its engine replicas here.
+    """
+    service = EngineService(settings, execute_job, make_state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
