@@ -35,6 +35,9 @@ _CLAUSE_BREAKS = [
     "rather", "instead", ", left", ", right", ", bilateral",
     "the known", "this known", "with known",
     "secondary to", "cause of", "source of", "due to",
+    # A new clause with its own subject or an affirmation: "... and he is difficult to keep focused".
+    "positive for", "and he", "and she", "and they", "and it", ", the patient", "who presents", "who presented",
+    "presents with", "presented with",
 ]
 
 
@@ -82,6 +85,11 @@ _READER_DENIAL = [
     "no convincing evidence of", "no definite evidence of", "no features to suggest", "nothing to suggest",
     "no evidence that", "unlikely that", "very unlikely that", "highly unlikely that", "improbable that",
     "doubtful that", "not likely that", "no reason to suspect", "no reason to believe",
+    "-ve for", "is -ve for", "was -ve for",
+    # "no further" is a pseudo-negation ("no further growth"); with a sign or episode noun it denies.
+    *[f"{lead} {noun}" for lead in ("no further", "without further", "without any further")
+      for noun in ("episodes of", "episode of", "signs of", "signs or symptoms of", "symptoms of",
+                   "evidence of", "evidence for")],
 ]
 # After the concept: "screening for meningioma was negative", "the glioma has not recurred".
 _AFTER_CONCEPT = [
@@ -145,7 +153,7 @@ def _negation() -> TermSet:
         "not be excluded", "not be ruled out", "not entirely excluded", "not definitely excluded",
         "not only", "not extend", "not invade", "not cause",
         "no evidence of progression", "no evidence of growth", "no evidence of change",
-        "not only", "no history of", "not rule out",
+        "not only", "not rule out",
     ] + _hedged_exclusions() + german.NEGATION_PSEUDO
     termination = base["termination"] + [t for t in _CLAUSE_BREAKS + german.TERMINATION
                                          if t not in base["termination"]]
