@@ -29,7 +29,8 @@ def load_set(name: str) -> list[tuple[str, list[str], list[str], str]]:
     return rows
 
 
-@pytest.mark.parametrize("name,size", [("nlp_categories_en.tsv", 150), ("nlp_german.tsv", 80)])
+@pytest.mark.parametrize("name,size", [("nlp_categories_en.tsv", 150), ("nlp_german.tsv", 80),
+                                       ("nlp_holdout_en_de.tsv", 40)])
 def test_category_sets(name, size, capsys):
     rows = load_set(name)
     assert len(rows) >= size
