@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_nlp import load_dictations  # the same TSV format as the project's dictation sets
 
 from LoGSAMLib.nlp import assertion, extract, mentions
 from LoGSAMLib.nlp.language import detect_language
 from LoGSAMLib.nlp.normalize import normalize
 
-DATA = Path(__file__).parent / "data"
 TARGET = 0.97
-
-
-def load_set(name: str) -> list[tuple[str, list[str], list[str], str]]:
-    """category, affirmed, negated, text (the text may hold tabs: it is the last column)."""
-    rows = []
-    for line in (DATA / name).read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        category, affirmed, negated, text = line.split("\t", 3)
-        rows.append((category, [] if affirmed == "-" else affirmed.split(","),
-                     [] if negated == "-" else negated.split(","), text))
-    return rows
 
 
 @pytest.mark.parametrize("name,size", [("nlp_categories_en.tsv", 150), ("nlp_german.tsv", 80),
                                        ("nlp_holdout_en_de.tsv", 40)])
 def test_category_sets(name, size, capsys):
-    rows = load_set(name)
+    rows = load_dictations(name)
     assert len(rows) >= size
     extract("warm-up")
     start = time.perf_counter()
@@ -137,3 +125,36 @@ def test_unsupported_language_warns_given_language_wins():
     given = extract("Left frontal glioma.", language="it")
     assert given.language == "it" and "was given as Italian" in given.warnings[0]
     assert extract("Gliom links frontal.", language="DE").to_dict()["language"] == "de"
+
+
+def test_extract_cli_language_and_warning(capsys):
+    from LoGSAMLib.cli import main
+
+    assert main(["extract", "Lésion frontale gauche, pas de méningiome."]) == 0
+    assert "Warning: The dictation looks like French (fr)" in capsys.readouterr().out
+    assert main(["extract", "--json", "--language", "de", "V.a. Gliom li. frontal, kein Meningeom."]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["language"] == "de" and record["warnings"] == []
+    assert record["affirmed"] == ["glioma"] and record["negated"] == ["meningioma"]
+    assert record["classes"]["glioma"] == {"assertion": "uncertain", "side": "left", "region": "frontal"}
+
+
+def test_negex_reader_scores_both_systems(tmp_path):
+    from benchmarks.negex_bench import read_pairs, run
+
+    path = tmp_path / "annotations.txt"
+    path.write_text(
+        "Report No.\tConcept\tSentence\tNegation\n"
+        '1\tchest pain\t"No CHEST PAIN,   no fever."\tNegated\n'
+        "1\tfever\tShe has a   FEVER.\tAffirmed\n"
+        "2\tstaph   bacteremia\twas found to have STAPH   BACTEREMIA.\tAffirmed\n"
+        "2\tmurmur\tNo MURMUR is heard.\tNegated\n"
+        "3\tgout\tThe word is not here.\tAffirmed\n", encoding="utf-8")
+    pairs = read_pairs(path)
+    assert [p.negated for p in pairs] == [True, False, False, True, False]
+    assert pairs[0].sentence == "No CHEST PAIN,   no fever."  # quotes removed, spaces kept
+    ours, plain = run(path)
+    assert ours["name"].startswith("LoGSAM") and plain["name"].startswith("negspaCy")
+    assert ours["pairs"] == plain["pairs"] == 5
+    assert ours["unmatched"] == 1 and ours["f1_negated"] == 1.0  # only "gout" is missing from its sentence
+    assert ours["tp"] == 2 and ours["fp"] == 0

@@ -74,7 +74,8 @@ def _substitute(norm: Normalized, pattern: re.Pattern[str], replace: Replace | s
         source = _align(match.group(0), new)
         new_starts.extend(starts[a + k] for k in source)
         new_ends.extend(ends[a + k] for k in source)
-        if source:  # the last character of a replacement reaches the end of what it replaced
+        if source:  # a replacement spans exactly what it replaced: from its first to its last character
+            new_starts[len(new_starts) - len(source)] = starts[a]
             new_ends[-1] = ends[b - 1]
         out.append(new)
         last = b
