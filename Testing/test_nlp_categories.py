@@ -158,3 +158,18 @@ def test_negex_reader_scores_both_systems(tmp_path):
     assert ours["pairs"] == plain["pairs"] == 5
     assert ours["unmatched"] == 1 and ours["f1_negated"] == 1.0  # only "gout" is missing from its sentence
     assert ours["tp"] == 2 and ours["fp"] == 0
+
+
+@pytest.mark.parametrize("text,label,side,region", [
+    ("Glioblastom im rechten Temporallappen.", "glioma", "right", "temporal"),
+    ("Linksfrontales Gliom.", "glioma", "left", "frontal"),
+    ("Gliom li. frontal.", "glioma", "left", "frontal"),
+    ("Gliom des linken Stirnlappens.", "glioma", "left", "frontal"),
+    ("Meningeom am Keilbeinflügel rechts.", "meningioma", "right", "sphenoid wing"),
+    ("Hypophysenadenom intrasellär links.", "pituitary", "left", "sella"),
+    ("Multiple Meningeome beidseits.", "meningioma", "bilateral", None),
+])
+def test_german_side_and_region(text, label, side, region):
+    findings = extract(text)
+    assert findings.affirmed == [label]
+    assert (findings.side_for(label), findings.region_for(label)) == (side, region)

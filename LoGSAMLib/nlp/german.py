@@ -70,11 +70,21 @@ def _lobe(*stems: str) -> tuple[str, ...]:
     return tuple(f"{stem}{tail}" for stem in stems for tail in ("lappen", "lappens"))
 
 
+def _adjective(*stems: str) -> tuple[str, ...]:
+    """"frontal" -> frontale, frontalen, frontaler, frontales, frontalem ("linksfrontales Gliom")."""
+    return tuple(stem + ending for stem in stems for ending in ("e", "en", "er", "es", "em"))
+
+
 REGIONS: dict[str, tuple[str, ...]] = {
-    "frontal": (*_lobe("frontal", "stirn"), "frontobasal", "präfrontal"),
-    "temporal": (*_lobe("temporal", "schläfen"), "mesiotemporal"),
-    "parietal": _lobe("parietal", "scheitel"),
-    "occipital": (*_lobe("okzipital", "occipital", "hinterhaupt", "hinterhaupts"), "okzipital"),
+    "frontal": (*_lobe("frontal", "stirn"), *_adjective("frontal", "frontobasal", "präfrontal", "bifrontal"),
+                "frontobasal", "präfrontal", "bifrontal"),
+    "temporal": (*_lobe("temporal", "schläfen"), *_adjective("temporal", "mesiotemporal"), "mesiotemporal"),
+    "parietal": (*_lobe("parietal", "scheitel"), *_adjective("parietal")),
+    "occipital": (*_lobe("okzipital", "occipital", "hinterhaupt", "hinterhaupts"), "okzipital",
+                  *_adjective("okzipital", "occipital")),
+    "frontotemporal": _adjective("frontotemporal"),
+    "frontoparietal": _adjective("frontoparietal"),
+    "temporoparietal": _adjective("temporoparietal"),
     "insula": ("insel", "inselrinde", "insulär"),
     "basal ganglia": ("stammganglien", "basalganglien"),
     "corpus callosum": ("balken",),
@@ -238,8 +248,8 @@ def split_compounds() -> tuple[tuple[re.Pattern[str], object, tuple[str, ...]], 
     stems = tuple(sorted({s for group in CLASS_STEMS.values() for s in group}, key=len, reverse=True))
     long_word = re.compile(r"\b[A-Za-zÄÖÜäöüß]{7,}\b")
     side_compound = re.compile(
-        r"\b(links|rechts)(frontal|temporal|parietal|okzipital|occipital|zerebellär|hemisphärisch|seitig\w*|"
-        r"lateral|parasagittal|thalamisch|insulär|fronto\w+|temporo\w+|parieto\w+|hirnig)\b",
+        r"\b(links|rechts)((?:frontal|temporal|parietal|okzipital|occipital|zerebellär|hemisphärisch|seitig|"
+        r"lateral|parasagittal|thalamisch|insulär|fronto\w+|temporo\w+|parieto\w+|hirnig)\w*)\b",
         re.IGNORECASE)
     return ((long_word, lambda m: _split_word(m.group(0), known, stems), stems),
             (side_compound, lambda m: f"{m.group(1)} {m.group(2)}", ("links", "rechts")))
