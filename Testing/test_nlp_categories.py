@@ -173,3 +173,36 @@ def test_german_side_and_region(text, label, side, region):
     findings = extract(text)
     assert findings.affirmed == [label]
     assert (findings.side_for(label), findings.region_for(label)) == (side, region)
+
+
+_DENIALS_EN = (
+    "No {x}.", "No evidence of a {x}.", "No imaging findings suggestive of a {x}.", "There is no {x}.",
+    "Negative for {x}.", "{X} is excluded.", "{X} was ruled out.", "{X}: not seen.", "{X} is not identified.",
+    "A {x} could not be demonstrated.", "I do not think this is a {x}.", "Low suspicion for {x}.",
+    "{X} seems unlikely.", "This is not a {x}.", "The appearance argues against a {x}.",
+    "Findings are not consistent with a {x}.", "Mother had a {x}.", "Family history of {x}.",
+    "Without evidence of {x}.", "Neither a {x} nor a hemorrhage.", "no {x} seen", "know {x}",
+    "No   evidence\tof   {x}.", "The previously reported {x} is no longer visible.",
+)
+_DENIALS_DE = (
+    "Kein {x}.", "Kein Hinweis auf ein {x}.", "Kein Anhalt für ein {x}.", "Kein Nachweis eines {x}s.",
+    "Ohne Nachweis eines {x}s.", "{X} ist ausgeschlossen.", "Ein {x} ist nicht nachweisbar.",
+    "Ein {x} ist nicht abgrenzbar.", "Ein {x} ist unwahrscheinlich.", "Die Mutter hatte ein {x}.",
+    "Ein {x} lässt sich nicht nachweisen.", "Weder ein {x} noch eine Blutung.",
+)
+
+
+@pytest.mark.parametrize("templates,forms", [
+    (_DENIALS_EN, ("glioma", "glioblastoma", "astrocytoma", "meningioma", "pituitary adenoma", "macroadenoma")),
+    (_DENIALS_DE, ("Gliom", "Glioblastom", "Astrozytom", "Meningeom", "Hypophysenadenom", "Makroadenom")),
+])
+def test_no_denied_class_is_ever_affirmed(templates, forms):
+    """The worst error: a class the text denies is segmented. Every denial phrasing x every class form."""
+    affirmed = []
+    for template in templates:
+        for form in forms:
+            text = template.format(x=form, X=form[0].upper() + form[1:])
+            findings = extract(text)
+            if findings.affirmed or not findings.negated:
+                affirmed.append(f"{text!r}: {findings.affirmed}/{findings.negated}")
+    assert not affirmed, "\n".join(affirmed)
