@@ -33,7 +33,7 @@ def load_dictations(name: str) -> list[tuple[str, list[str], list[str], str]]:
     for line in (DATA / name).read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        category, affirmed, negated, text = line.split("\t")
+        category, affirmed, negated, text = line.split("\t", 3)  # the text may hold tabs
         as_list = (lambda field: [] if field == "-" else field.split(","))  # noqa: E731
         rows.append((category, as_list(affirmed), as_list(negated), text))
     return rows

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_nlp import load_dictations  # the same TSV format as the project's dictation sets
 
 from LoGSAMLib.nlp import assertion, extract, mentions
 from LoGSAMLib.nlp.language import detect_language
 from LoGSAMLib.nlp.normalize import normalize
 
-DATA = Path(__file__).parent / "data"
 TARGET = 0.97
 
 
-def load_set(name: str) -> list[tuple[str, list[str], list[str], str]]:
-    """category, affirmed, negated, text (the text may hold tabs: it is the last column)."""
-    rows = []
-    for line in (DATA / name).read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        category, affirmed, negated, text = line.split("\t", 3)
-        rows.append((category, [] if affirmed == "-" else affirmed.split(","),
-                     [] if negated == "-" else negated.split(","), text))
-    return rows
-
-
-@pytest.mark.parametrize("name,size", [("nlp_categories_en.tsv", 150), ("nlp_german.tsv", 80)])
+@pytest.mark.parametrize("name,size", [("nlp_categories_en.tsv", 150), ("nlp_german.tsv", 80),
+                                       ("nlp_holdout_en_de.tsv", 40)])
 def test_category_sets(name, size, capsys):
-    rows = load_set(name)
+    rows = load_dictations(name)
     assert len(rows) >= size
     extract("warm-up")
     start = time.perf_counter()
@@ -136,3 +125,84 @@ def test_unsupported_language_warns_given_language_wins():
     given = extract("Left frontal glioma.", language="it")
     assert given.language == "it" and "was given as Italian" in given.warnings[0]
     assert extract("Gliom links frontal.", language="DE").to_dict()["language"] == "de"
+
+
+def test_extract_cli_language_and_warning(capsys):
+    from LoGSAMLib.cli import main
+
+    assert main(["extract", "Lésion frontale gauche, pas de méningiome."]) == 0
+    assert "Warning: The dictation looks like French (fr)" in capsys.readouterr().out
+    assert main(["extract", "--json", "--language", "de", "V.a. Gliom li. frontal, kein Meningeom."]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["language"] == "de" and record["warnings"] == []
+    assert record["affirmed"] == ["glioma"] and record["negated"] == ["meningioma"]
+    assert record["classes"]["glioma"] == {"assertion": "uncertain", "side": "left", "region": "frontal"}
+
+
+def test_negex_reader_scores_both_systems(tmp_path):
+    from benchmarks.negex_bench import read_pairs, run
+
+    path = tmp_path / "annotations.txt"
+    path.write_text(
+        "Report No.\tConcept\tSentence\tNegation\n"
+        '1\tchest pain\t"No CHEST PAIN,   no fever."\tNegated\n'
+        "1\tfever\tShe has a   FEVER.\tAffirmed\n"
+        "2\tstaph   bacteremia\twas found to have STAPH   BACTEREMIA.\tAffirmed\n"
+        "2\tmurmur\tNo MURMUR is heard.\tNegated\n"
+        "3\tgout\tThe word is not here.\tAffirmed\n", encoding="utf-8")
+    pairs = read_pairs(path)
+    assert [p.negated for p in pairs] == [True, False, False, True, False]
+    assert pairs[0].sentence == "No CHEST PAIN,   no fever."  # quotes removed, spaces kept
+    ours, plain = run(path)
+    assert ours["name"].startswith("LoGSAM") and plain["name"].startswith("negspaCy")
+    assert ours["pairs"] == plain["pairs"] == 5
+    assert ours["unmatched"] == 1 and ours["f1_negated"] == 1.0  # only "gout" is missing from its sentence
+    assert ours["tp"] == 2 and ours["fp"] == 0
+
+
+@pytest.mark.parametrize("text,label,side,region", [
+    ("Glioblastom im rechten Temporallappen.", "glioma", "right", "temporal"),
+    ("Linksfrontales Gliom.", "glioma", "left", "frontal"),
+    ("Gliom li. frontal.", "glioma", "left", "frontal"),
+    ("Gliom des linken Stirnlappens.", "glioma", "left", "frontal"),
+    ("Meningeom am Keilbeinflügel rechts.", "meningioma", "right", "sphenoid wing"),
+    ("Hypophysenadenom intrasellär links.", "pituitary", "left", "sella"),
+    ("Multiple Meningeome beidseits.", "meningioma", "bilateral", None),
+])
+def test_german_side_and_region(text, label, side, region):
+    findings = extract(text)
+    assert findings.affirmed == [label]
+    assert (findings.side_for(label), findings.region_for(label)) == (side, region)
+
+
+_DENIALS_EN = (
+    "No {x}.", "No evidence of a {x}.", "No imaging findings suggestive of a {x}.", "There is no {x}.",
+    "Negative for {x}.", "{X} is excluded.", "{X} was ruled out.", "{X}: not seen.", "{X} is not identified.",
+    "A {x} could not be demonstrated.", "I do not think this is a {x}.", "Low suspicion for {x}.",
+    "{X} seems unlikely.", "This is not a {x}.", "The appearance argues against a {x}.",
+    "Findings are not consistent with a {x}.", "Mother had a {x}.", "Family history of {x}.",
+    "Without evidence of {x}.", "Neither a {x} nor a hemorrhage.", "no {x} seen", "know {x}",
+    "No   evidence\tof   {x}.", "The previously reported {x} is no longer visible.",
+)
+_DENIALS_DE = (
+    "Kein {x}.", "Kein Hinweis auf ein {x}.", "Kein Anhalt für ein {x}.", "Kein Nachweis eines {x}s.",
+    "Ohne Nachweis eines {x}s.", "{X} ist ausgeschlossen.", "Ein {x} ist nicht nachweisbar.",
+    "Ein {x} ist nicht abgrenzbar.", "Ein {x} ist unwahrscheinlich.", "Die Mutter hatte ein {x}.",
+    "Ein {x} lässt sich nicht nachweisen.", "Weder ein {x} noch eine Blutung.",
+)
+
+
+@pytest.mark.parametrize("templates,forms", [
+    (_DENIALS_EN, ("glioma", "glioblastoma", "astrocytoma", "meningioma", "pituitary adenoma", "macroadenoma")),
+    (_DENIALS_DE, ("Gliom", "Glioblastom", "Astrozytom", "Meningeom", "Hypophysenadenom", "Makroadenom")),
+])
+def test_no_denied_class_is_ever_affirmed(templates, forms):
+    """The worst error: a class the text denies is segmented. Every denial phrasing x every class form."""
+    affirmed = []
+    for template in templates:
+        for form in forms:
+            text = template.format(x=form, X=form[0].upper() + form[1:])
+            findings = extract(text)
+            if findings.affirmed or not findings.negated:
+                affirmed.append(f"{text!r}: {findings.affirmed}/{findings.negated}")
+    assert not affirmed, "\n".join(affirmed)

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
             check = pipe.cross_check(transcript)
             if check is not None:
                 report["cross_check"] = check.to_dict()
+                if check.agree:
+                    info(args, "Cross-check: " + check.message)
         else:
             text = args.text
             report["transcript"] = None

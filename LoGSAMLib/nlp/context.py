@@ -30,6 +30,7 @@ _REFERENCE_PREPOSITIONS = frozenset({
     "adjacent", "involving", "throughout", "beyond", "abutting", "about", "across",
     "im", "innerhalb", "durch", "entlang", "am", "um", "neben", "angrenzend",
 })
+_COPULAS = frozenset({"is", "was", "are", "were", "be", "been", "being", "remains", "remained", "ist", "war"})
 # "in keeping with a glioma", "im Sinne eines Glioms": the preposition introduces the diagnosis itself.
 _DIAGNOSTIC_PHRASES = frozenset({"keeping", "sinne", "favor", "favour", "terms", "form"})
 _DETERMINERS = frozenset({"the", "this", "these", "that", "those", "its", "their"})
@@ -80,6 +81,10 @@ def is_reference(doc: Doc, scope_start: int, ent_start: int) -> bool:
                 return doc[i - 2].lower_ in _PROPERTIES
             return not (before.is_punct or before.lower_ in _LIST_WORDS)
         if low in _REFERENCE_PREPOSITIONS:
+            # Right after the trigger ("not in acute distress") or after a copula ("nor was she in atrial
+            # fibrillation") the preposition states where the patient is, not what the negated thing is in.
+            if i == scope_start or doc[i - 1].lower_ in _COPULAS:
+                return False
             return not (i + 1 < len(doc) and doc[i + 1].lower_ in _DIAGNOSTIC_PHRASES)
         if token.is_punct or low in _LIST_WORDS:
             return False
@@ -127,7 +132,9 @@ class ScopedNegex(Negex):
         pseudo = [(s, e) for kind, s, e in found if kind == "pseudo"]
         for kind, start, end in found:
             if kind != "pseudo":
-                cover = next(((ps, pe) for ps, pe in pseudo if ps <= start < pe), None)
+                # A longer trigger wins over the pseudo-negation it starts with ("no further episodes of"
+                # over "no further").
+                cover = next(((ps, pe) for ps, pe in pseudo if ps <= start < pe and pe >= end), None)
                 kinds[kind].append((start, end, cover))
         triggers = kinds["Preceding"] + kinds["Following"]
         # A clause break inside a pseudo-negation or inside a trigger does not cut the scope, nor does the
@@ -194,9 +201,10 @@ class ScopedNegex(Negex):
 
 
 def _counts(cover: tuple[int, int] | None, ent: Span) -> bool:
-    """A trigger inside a pseudo-negation counts only for the pseudo phrase's own words: "no mass effect"
-    does not deny the meningioma next to it, but it does deny "mass effect"."""
-    return cover is None or (cover[0] <= ent.start and ent.end <= cover[1])
+    """A trigger inside a pseudo-negation counts only for a finding that starts in the pseudo phrase's own
+    words: "no mass effect" does not deny the meningioma next to it, but it does deny "mass effect", and
+    "no change in vision" denies "change in vision"."""
+    return cover is None or cover[0] <= ent.start < cover[1]
 
 
 @Language.component("logsam_line_breaks")

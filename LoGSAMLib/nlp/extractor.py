@@ -133,7 +133,10 @@ def _collect(doc: Any, anchor_labels: tuple[str, ...], norm: Normalized) -> dict
 
 @functools.lru_cache(maxsize=256)
 def _phrase_patterns(phrase: str) -> tuple[str, ...]:
-    return expand([phrase])
+    """The phrase's variants, each also upper-cased: the tokenizer splits "P.O." and "p.o." differently,
+    and matching is on lower-cased tokens, so both tokenizations must be patterns."""
+    forms = expand([phrase])
+    return tuple(dict.fromkeys([*forms, *(f.upper() for f in forms)]))
 
 
 def mentions(text: str, phrase: str) -> list[Finding]:

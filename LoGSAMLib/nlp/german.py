@@ -70,11 +70,21 @@ def _lobe(*stems: str) -> tuple[str, ...]:
     return tuple(f"{stem}{tail}" for stem in stems for tail in ("lappen", "lappens"))
 
 
+def _adjective(*stems: str) -> tuple[str, ...]:
+    """"frontal" -> frontale, frontalen, frontaler, frontales, frontalem ("linksfrontales Gliom")."""
+    return tuple(stem + ending for stem in stems for ending in ("e", "en", "er", "es", "em"))
+
+
 REGIONS: dict[str, tuple[str, ...]] = {
-    "frontal": (*_lobe("frontal", "stirn"), "frontobasal", "präfrontal"),
-    "temporal": (*_lobe("temporal", "schläfen"), "mesiotemporal"),
-    "parietal": _lobe("parietal", "scheitel"),
-    "occipital": (*_lobe("okzipital", "occipital", "hinterhaupt", "hinterhaupts"), "okzipital"),
+    "frontal": (*_lobe("frontal", "stirn"), *_adjective("frontal", "frontobasal", "präfrontal", "bifrontal"),
+                "frontobasal", "präfrontal", "bifrontal"),
+    "temporal": (*_lobe("temporal", "schläfen"), *_adjective("temporal", "mesiotemporal"), "mesiotemporal"),
+    "parietal": (*_lobe("parietal", "scheitel"), *_adjective("parietal")),
+    "occipital": (*_lobe("okzipital", "occipital", "hinterhaupt", "hinterhaupts"), "okzipital",
+                  *_adjective("okzipital", "occipital")),
+    "frontotemporal": _adjective("frontotemporal"),
+    "frontoparietal": _adjective("frontoparietal"),
+    "temporoparietal": _adjective("temporoparietal"),
     "insula": ("insel", "inselrinde", "insulär"),
     "basal ganglia": ("stammganglien", "basalganglien"),
     "corpus callosum": ("balken",),
@@ -132,6 +142,9 @@ NEGATION_FOLLOWING = [
     *[f"nicht {s}" for s in _SEEN], *[f"nicht mehr {s}" for s in _SEEN], *[f"ist nicht {s}" for s in _SEEN],
     *[f"nicht sicher {s}" for s in _SEEN], *[f"kein {s}" for s in ("nachweis",)],
     "nicht zu sehen", "nicht zu erkennen",
+    # "lässt sich nicht nachweisen", "konnte nicht abgegrenzt werden": the infinitive after a modal verb.
+    *[f"nicht {verb}" for verb in ("nachweisen", "abgrenzen", "erkennen", "darstellen", "feststellen", "sehen",
+                                   "abgegrenzt", "dargestellt", "festgestellt")],
 ]
 _HEDGED = ("nicht auszuschließen", "nicht auszuschliessen", "nicht sicher auszuschließen",
            "nicht sicher auszuschliessen", "nicht ausgeschlossen", "nicht sicher ausgeschlossen",
@@ -199,29 +212,44 @@ def _class_word_forms() -> frozenset[str]:
     return frozenset(form for forms in CLASS_PHRASES.values() for form in forms if " " not in form)
 
 
+def _split_word(word: str, known: frozenset[str], stems: tuple[str, ...]) -> str:
+    """"Konvexitätsmeningeom" -> "Konvexitäts meningeom", "Glioblastomrezidiv" -> "Glioblastom rezidiv";
+    a word that is itself a class form, or holds no class stem, is returned as it is."""
+    low = word.lower()
+    if low in known:
+        return word
+    for stem in stems:  # longest first
+        at = low.find(stem)
+        if at < 0:
+            continue
+        rest = low[at + len(stem):]
+        if at >= 3 and rest in _ENDINGS:  # ...+class word: split before the class word
+            return f"{word[:at]} {word[at:]}"
+        if at == 0:  # class word+tail: split after the class word (and its linking "s")
+            for link in ("s", ""):
+                if rest.startswith(link) and rest[len(link):] in _TAIL_FORMS:
+                    cut = len(stem) + len(link)
+                    return f"{word[:cut]} {word[cut:]}"
+        return word
+    return word
+
+
+_ENDINGS = frozenset(_INFLECTIONS)
+_TAIL_FORMS = frozenset(tail + ending for tail in _TAILS for ending in ("", "s", "e", "en", "n"))
+
+
 @functools.lru_cache(maxsize=1)
-def split_compounds() -> tuple[tuple[re.Pattern[str], object], ...]:
-    """(pattern, replacement) pairs that put a space where a German compound meets a class word, side or
-    lobe: "Konvexitätsmeningeom" -> "Konvexitäts meningeom", "Glioblastomrezidiv" -> "Glioblastom
-    rezidiv", "linksfrontal" -> "links frontal". A word that is itself a class form is never split."""
+def split_compounds() -> tuple[tuple[re.Pattern[str], object, tuple[str, ...]], ...]:
+    """(pattern, replacement, needles) triples that put a space where a German compound meets a class word,
+    side or lobe: "Konvexitätsmeningeom" -> "Konvexitäts meningeom", "Glioblastomrezidiv" -> "Glioblastom
+    rezidiv", "linksfrontal" -> "links frontal". A word that is itself a class form is never split. The
+    needles are lower-case strings one of which must occur for the pattern to match (a cheap pre-check)."""
     known = _class_word_forms()
-    stems = sorted({s for group in CLASS_STEMS.values() for s in group}, key=len, reverse=True)
-    stem_group = "|".join(stems)
-    letters = "A-Za-zÄÖÜäöüß"
-
-    def before_class(match: re.Match[str]) -> str:
-        word = match.group(0)
-        if word.lower() in known:
-            return word
-        return f"{match.group(1)} {match.group(2)}"
-
-    def after_class(match: re.Match[str]) -> str:
-        return f"{match.group(1)} {match.group(2)}"
-
-    prefix_compound = re.compile(rf"\b([{letters}]{{3,}}?)((?:{stem_group})(?:s|e|en)?)\b", re.IGNORECASE)
-    suffix_compound = re.compile(rf"\b((?:{stem_group})s?)((?:{'|'.join(_TAILS)})(?:s|e|en|n)?)\b", re.IGNORECASE)
+    stems = tuple(sorted({s for group in CLASS_STEMS.values() for s in group}, key=len, reverse=True))
+    long_word = re.compile(r"\b[A-Za-zÄÖÜäöüß]{7,}\b")
     side_compound = re.compile(
-        r"\b(links|rechts)(frontal|temporal|parietal|okzipital|occipital|zerebellär|hemisphärisch|seitig\w*|"
-        r"lateral|parasagittal|thalamisch|insulär|fronto\w+|temporo\w+|parieto\w+|hirnig)\b",
+        r"\b(links|rechts)((?:frontal|temporal|parietal|okzipital|occipital|zerebellär|hemisphärisch|seitig|"
+        r"lateral|parasagittal|thalamisch|insulär|fronto\w+|temporo\w+|parieto\w+|hirnig)\w*)\b",
         re.IGNORECASE)
-    return ((suffix_compound, after_class), (prefix_compound, before_class), (side_compound, after_class))
+    return ((long_word, lambda m: _split_word(m.group(0), known, stems), stems),
+            (side_compound, lambda m: f"{m.group(1)} {m.group(2)}", ("links", "rechts")))

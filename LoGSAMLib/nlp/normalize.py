@@ -74,7 +74,8 @@ def _substitute(norm: Normalized, pattern: re.Pattern[str], replace: Replace | s
         source = _align(match.group(0), new)
         new_starts.extend(starts[a + k] for k in source)
         new_ends.extend(ends[a + k] for k in source)
-        if source:  # the last character of a replacement reaches the end of what it replaced
+        if source:  # a replacement spans exactly what it replaced: from its first to its last character
+            new_starts[len(new_starts) - len(source)] = starts[a]
             new_ends[-1] = ends[b - 1]
         out.append(new)
         last = b
@@ -86,12 +87,14 @@ def _substitute(norm: Normalized, pattern: re.Pattern[str], replace: Replace | s
     return Normalized(norm.original, "".join(out), tuple(new_starts), tuple(new_ends))
 
 
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u3000\f\v]+")
+# Runs of blanks and any blank other than one plain space (a single space is left as it is: no work).
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u3000\f\v]{2,}|[\t\u00a0\u2000-\u200b\u202f\u3000\f\v]")
 _LINE_BREAKS = re.compile(r" ?(?:\r\n?|\n)(?:[ \r\n]*)")
 # Speech recognition hears "know" for "no" before a finding; "I know", "you know", "to know" stay.
 _KNOW = re.compile(r"(?<![A-Za-z'’])(?<!\bi )(?<!\bwe )(?<!\byou )(?<!\bthey )(?<!\bto )(?<!\bdon't )"
                    r"(?<!\bnot )(?<!\bdo )know(?=\s+(?:evidence|signs?|indication|definite|residual|recurren\w*|"
                    r"suspicious|suspicion|abnormal\w*|enhanc\w*|mass\w*|lesions?|tumou?rs?|neoplasm|\w*om\w*|"
+                   r"pituitary|hypophys\w*|macro\w*|micro\w*|glio\w*|gbm|"
                    r"adenoma\w*|findings?|focal|new|pathologic\w*|hemorrhage|bleed\w*)\b)", re.IGNORECASE)
 # German abbreviations whose full stop is not a sentence end: "V.a. Gliom", "Z.n. Resektion".
 _ABBREVIATIONS = re.compile(r"(?<![\w.])(V\.\s?a|Z\.\s?n|a\.\s?e|St\.\s?p|DD|bzw|ca|ggf|z\.\s?B|v\.\s?a)\.(?=\s)",
@@ -109,13 +112,18 @@ def normalize(text: str) -> Normalized:
     German dotted abbreviations without their dots and German compounds split at the class word."""
     n = len(text)
     norm = Normalized(text, text, tuple(range(n)), tuple(range(1, n + 1)))
-    norm = _substitute(norm, _LINE_BREAKS, "\n")
+    if "\n" in text or "\r" in text:
+        norm = _substitute(norm, _LINE_BREAKS, "\n")
     norm = _substitute(norm, _SPACES, " ")
-    norm = _substitute(norm, _KNOW, lambda m: "no" if m.group(0).islower() else "No")
-    norm = _substitute(norm, _ABBREVIATIONS, _drop_dots)
-    norm = _substitute(norm, _SIDE_ABBREVIATIONS, lambda m: m.group(1))
-    for pattern, replace in split_compounds():
-        norm = _substitute(norm, pattern, replace)
+    low = norm.text.lower()
+    if "know" in low:
+        norm = _substitute(norm, _KNOW, lambda m: "no" if m.group(0).islower() else "No")
+    if "." in low:
+        norm = _substitute(norm, _ABBREVIATIONS, _drop_dots)
+        norm = _substitute(norm, _SIDE_ABBREVIATIONS, lambda m: m.group(1))
+    for pattern, replace, needles in split_compounds():
+        if any(needle in low for needle in needles):  # the regular expressions are costly; most texts skip
+            norm = _substitute(norm, pattern, replace)
     return norm
 
 

@@ -35,6 +35,9 @@ _CLAUSE_BREAKS = [
     "rather", "instead", ", left", ", right", ", bilateral",
     "the known", "this known", "with known",
     "secondary to", "cause of", "source of", "due to",
+    # A new clause with its own subject or an affirmation: "... and he is difficult to keep focused".
+    "positive for", "and he", "and she", "and they", "and it", ", the patient", "who presents", "who presented",
+    "presents with", "presented with",
 ]
 
 
@@ -60,7 +63,9 @@ def _hedged_exclusions() -> list[str]:
             out += [f"cannot be {middle}{verb}", f"can not be {middle}{verb}", f"not {middle}{verb}",
                     f"could not be {middle}{verb}", f"can't be {middle}{verb}", f"not be {middle}{verb}"]
     for verb in ("exclude", "rule out", "completely exclude", "entirely exclude", "definitely exclude",
-                 "reliably exclude", "safely exclude", "confidently exclude", "definitively exclude"):
+                 "reliably exclude", "safely exclude", "confidently exclude", "definitively exclude",
+                 "differentiate", "distinguish", "reliably differentiate", "reliably distinguish",
+                 "be differentiated from", "be distinguished from"):
         out += [f"{unable} {verb}" for unable in _UNABLE]
     out += ["not without concern for", "not without concern", "not without suspicion of", "not unlikely",
             "not improbable", "not impossible", "not out of the question", "exclusion is not possible",
@@ -82,6 +87,12 @@ _READER_DENIAL = [
     "no convincing evidence of", "no definite evidence of", "no features to suggest", "nothing to suggest",
     "no evidence that", "unlikely that", "very unlikely that", "highly unlikely that", "improbable that",
     "doubtful that", "not likely that", "no reason to suspect", "no reason to believe",
+    "-ve for", "is -ve for", "was -ve for", "atypical for", "atypical of", "untypical for", "not typical for",
+    "uncharacteristic of", "uncharacteristic for",
+    # "no further" is a pseudo-negation ("no further growth"); with a sign or episode noun it denies.
+    *[f"{lead} {noun}" for lead in ("no further", "without further", "without any further")
+      for noun in ("episodes of", "episode of", "signs of", "signs or symptoms of", "symptoms of",
+                   "evidence of", "evidence for")],
 ]
 # After the concept: "screening for meningioma was negative", "the glioma has not recurred".
 _AFTER_CONCEPT = [
@@ -145,7 +156,7 @@ def _negation() -> TermSet:
         "not be excluded", "not be ruled out", "not entirely excluded", "not definitely excluded",
         "not only", "not extend", "not invade", "not cause",
         "no evidence of progression", "no evidence of growth", "no evidence of change",
-        "not only", "no history of", "not rule out",
+        "not only", "not rule out",
     ] + _hedged_exclusions() + german.NEGATION_PSEUDO
     termination = base["termination"] + [t for t in _CLAUSE_BREAKS + german.TERMINATION
                                          if t not in base["termination"]]
@@ -214,9 +225,11 @@ _RELATIVES = ("mother", "father", "brother", "sister", "sibling", "siblings", "s
 
 def _family() -> TermSet:
     owners = ("", "his ", "her ", "the patient's ", "patient's ", "a ", "maternal ", "paternal ")
+    lineage = [f"{side} history{tail}" for side in ("maternal", "paternal") for tail in ("", " of")]
     preceding = [f"{owner}{relative}" for owner in owners for relative in _RELATIVES] + [
         "family history of", "family history", "fh of", "fhx of", "familial history of", "family member with",
-        "relative with", "relatives with", "in the family", "runs in the family", *german.FAMILY_PRECEDING,
+        "relative with", "relatives with", "in the family", "runs in the family", *lineage,
+        *german.FAMILY_PRECEDING,
     ]
     following = ["in the family", "in his family", "in her family", "in the mother", "in the father",
                  "in his mother", "in her mother", "in his father", "in her father", "in a sibling",
