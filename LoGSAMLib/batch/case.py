@@ -153,33 +153,26 @@ class CaseRunner:
         pipe = self.pipeline(case.segmenter, case.plane)
         timings: dict[str, float] = {"read": time.perf_counter() - started}
 
+        from ..dictation import read_dictation, segmented_report
+
         report: dict[str, Any] = {"input": case.volume}
-        findings = None
+        dictation = None
         if case.prompt:
             classes = list(case.prompt)
         else:
+            mark = time.perf_counter()
+            dictation = read_dictation(pipe, text=case.text, audio=case.audio)
+            report.update(dictation.report)
             if case.audio:
-                from ..audio import level_warnings, load_audio
-
-                mark = time.perf_counter()
-                audio = load_audio(case.audio)
-                report["warnings"] = level_warnings(audio)
-                transcript = pipe.transcribe(audio)
-                report["transcript"] = transcript.to_dict()
-                text = transcript.english
                 timings["transcribe"] = time.perf_counter() - mark
-            else:
-                text = case.text
-                report["transcript"] = None
-            findings = pipe.extract(text)
-            report["findings"] = findings.to_dict()
-            classes = list(findings.affirmed)
+            # No reader to ask in a batch: a cross-check disagreement is recorded and not segmented.
+            classes = [] if dictation.stop_code() is not None else list(dictation.findings.affirmed)
 
         mark = time.perf_counter()
         if classes:
-            result = pipe.segment(volume, classes, findings)
-            full = {**report, **result.report, "input": case.volume}
-            full["warnings"] = [*report.get("warnings", []), *result.report.get("warnings", [])]
+            result = pipe.segment(volume, classes, dictation.findings if dictation else None)
+            full = (segmented_report(dictation, result.report, input=case.volume) if dictation
+                    else {**report, **result.report, "input": case.volume})
             labelmap = result.segmentation.labelmap.array
         else:
             full, result, labelmap = {**report, "outputs": []}, None, None

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from .case import BatchSettings, CaseRunner, verified_report
 from .manifest import Case
-from .summary import failed_row, row_from_report, write_summary
+from .summary import FINISHED, failed_row, row_from_report, write_summary
 
 MAX_ATTEMPTS = 3
 # Test hook: the driver sends itself SIGINT (a real Ctrl-C) after this many results of this run.
@@ -119,7 +119,7 @@ def _drive(todo: list[Case], settings: BatchSettings, make_pool: Callable[[], Po
                 outcome = failed_row(case, f"its worker died {attempts[case.case]} times ({outcome.message})",
                                      attempts[case.case])
             rows[case.case] = outcome
-            if outcome["status"] in ("done", "no_finding"):
+            if outcome["status"] in FINISHED:
                 report = verified_report(case, settings)
                 if report is not None:
                     reports[case.case] = report

@@ -13,11 +13,14 @@ from .. import SUPPORTED_CLASSES
 from .manifest import Case
 
 # done: outputs written; no_finding: the dictation affirms no class (report only, as `logsam run`);
-# failed: the case's error is in the row; not_run: the batch stopped (Ctrl-C) before it finished.
-STATUSES = ("done", "no_finding", "failed", "not_run")
+# cross_check_failed: the transcript and its English translation name different classes, and no reader
+# can confirm in a batch (report only); failed: the case's error is in the row; not_run: the batch
+# stopped (Ctrl-C) before it finished.
+STATUSES = ("done", "no_finding", "cross_check_failed", "failed", "not_run")
+FINISHED = ("done", "no_finding", "cross_check_failed")  # a verified report: skipped when run again
 COLUMNS = ("case", "status", "this_run", "attempts", "affirmed",
            *(f"{c}_ml" for c in SUPPORTED_CLASSES), "detector_calls", "segmented_slices",
-           "transcribe_s", "pipeline_s", "total_s", "dice", "error")
+           "transcribe_s", "pipeline_s", "total_s", "lesions", "dice", "error")
 SUMMARY_NAME = "summary.csv"
 EVALUATION_NAME = "evaluation.csv"
 
@@ -27,13 +30,13 @@ def row_from_report(case: Case, report: dict[str, Any], this_run: bool, attempts
     timings = batch.get("timings_s") or {}
     stats = report.get("statistics") or {}
     search = report.get("search") or {}
-    slices = {s for lesions in (report.get("lesions") or {}).values() for lesion in lesions
-              for s in lesion.get("boxes", {})}
+    slices = {s for tracks in (report.get("tracks") or {}).values() for track in tracks
+              for s in track.get("boxes", {})}
     classes = report.get("classes") or []
     evaluation = report.get("evaluation") or {}
     row: dict[str, Any] = {
         "case": case.case,
-        "status": "done" if report.get("outputs") else "no_finding",
+        "status": "done" if report.get("outputs") else _not_segmented(report),
         "this_run": int(this_run),
         "attempts": attempts,
         "affirmed": " ".join(classes),
@@ -42,12 +45,24 @@ def row_from_report(case: Case, report: dict[str, Any], this_run: bool, attempts
         "transcribe_s": timings.get("transcribe"),
         "pipeline_s": timings.get("pipeline"),
         "total_s": timings.get("total"),
+        "lesions": _lesions(report.get("lesions") or []),
         "dice": evaluation.get("dice"),
         "error": "",
     }
     for name in SUPPORTED_CLASSES:
         row[f"{name}_ml"] = round(stats[name]["volume_ml"], 4) if name in stats else None
     return row
+
+
+def _not_segmented(report: dict[str, Any]) -> str:
+    check = report.get("cross_check")
+    return "cross_check_failed" if isinstance(check, dict) and check.get("agree") is False else "no_finding"
+
+
+def _lesions(lesions: list[dict[str, Any]]) -> str:
+    """Each lesion's measurements in one cell: ``glioma 1: 14.21 mL, 34.0 x 28.0 mm (slice 82); ...``."""
+    return "; ".join(f"{x['id']}: {x['volume_ml']:.2f} mL, {x['diameter_long_mm']:.1f} x "
+                     f"{x['diameter_perpendicular_mm']:.1f} mm (slice {x['axial_slice']})" for x in lesions)
 
 
 def failed_row(case: Case, error: str, attempts: int, seconds: float | None = None,

@@ -46,6 +46,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     from ..batch.case import BatchSettings
     from ..batch.manifest import read_manifest
     from ..batch.runner import InlinePool, ProcessPool, print_progress, run_batch
+    from ..batch.summary import FINISHED
     from ..errors import InputError
     from ..outputs import SEGMENTATION_WRITERS
 
@@ -89,9 +90,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
     finally:
         close()
     counts = result.counts
-    kept = sum(1 for r in result.rows if r["status"] in ("done", "no_finding") and not r["this_run"])
+    kept = sum(1 for r in result.rows if r["status"] in FINISHED and not r["this_run"])
     print(f"{counts.get('done', 0)} done ({kept} kept from an earlier run), {counts.get('no_finding', 0)} with "
-          f"nothing to segment, {counts.get('failed', 0)} failed, {counts.get('not_run', 0)} not run; "
+          f"nothing to segment, {counts.get('cross_check_failed', 0)} stopped by the cross-check, "
+          f"{counts.get('failed', 0)} failed, {counts.get('not_run', 0)} not run; "
           f"{result.seconds:.1f} s.")
     for row in result.rows:
         if row["status"] == "failed":

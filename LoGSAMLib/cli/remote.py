@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -90,6 +91,7 @@ def _wait_and_fetch(client, job_id: str, args: argparse.Namespace, report_file: 
 
 def run_remote(args: argparse.Namespace) -> int:
     """`logsam run --server`."""
+    from ..dictation import CROSS_CHECK_FAILED
     from .pipeline_args import info, output_plan, pipeline_options
     from .run_cmd import _describe_findings
 
@@ -105,6 +107,11 @@ def run_remote(args: argparse.Namespace) -> int:
     if report.get("transcript"):
         info(args, f"Transcript ({report['transcript']['language']}): {report['transcript']['text']}")
     info(args, _describe_findings(_findings(report["findings"])))
+    if status.get("exit_code") == CROSS_CHECK_FAILED:
+        print(f"\n*** CROSS-CHECK FAILED ***\n{report['cross_check']['message']}\n", file=sys.stderr)
+        print("Not segmented: read the findings and run `logsam run` locally with --confirm, or correct the text "
+              "and send it with --text. The transcript was kept in " + str(plan.report), file=sys.stderr)
+        return CROSS_CHECK_FAILED
     if status.get("exit_code") == 3:
         info(args, "Nothing to segment. The dictation was kept in " + str(plan.report))
         return 3

@@ -49,52 +49,33 @@ def run(args: argparse.Namespace) -> int:
     plan, pipe = prepare(args)
     volume = read_input(args)
     check_dicom_source(args, volume)
+    from ..dictation import CROSS_CHECK_FAILED, NOTHING_TO_SEGMENT, read_dictation, segmented_report
+
     progress, close = terminal_progress()
-    report: dict = {"input": str(args.volume)}
-    check = None
     try:
-        if args.audio is not None:
-            from ..audio import level_warnings, load_audio
-
-            audio = load_audio(args.audio)
-            report["warnings"] = level_warnings(audio)
-            transcript = pipe.transcribe(audio, progress=progress)
-            close()
-            report["transcript"] = transcript.to_dict()
-            for warning in report["warnings"]:
-                info(args, "warning: " + warning)
-            info(args, f"Transcript ({transcript.language}): {transcript.text}")
-            if transcript.translation is not None:
-                info(args, f"English translation: {transcript.translation}")
-            text = transcript.english
-            check = pipe.cross_check(transcript)
-            if check is not None:
-                report["cross_check"] = check.to_dict()
-                if check.agree:
-                    info(args, "Cross-check: " + check.message)
-        else:
-            text = args.text
-            report["transcript"] = None
-        findings = pipe.extract(text)
-        report["findings"] = findings.to_dict()
+        dictation = read_dictation(pipe, text=args.text, audio=args.audio, progress=progress)
+        close()
+        report, findings, check = {"input": str(args.volume), **dictation.report}, dictation.findings, \
+            dictation.cross_check
+        _describe_dictation(args, report, check)
         info(args, _describe_findings(findings))
-
-        if check is not None and not check.agree:
+        stop = dictation.stop_code(confirmed=args.confirm)  # --confirm asks below, after the findings
+        if dictation.disagrees:
             # Shown even with --quiet: a lost "kein" would segment a tumor the radiologist denied.
             print(f"\n*** CROSS-CHECK FAILED ***\n{check.message}\n", file=sys.stderr)
-            if not args.confirm:
-                plan.write_report_only({**report, "outputs": []})
-                print("Not segmented: rerun with --confirm to read the findings and answer yes. The transcript "
-                      "was kept in " + str(plan.report), file=sys.stderr)
-                return 4
-        if not findings.affirmed:
+        if stop == CROSS_CHECK_FAILED:
+            plan.write_report_only({**report, "outputs": []})
+            print("Not segmented: rerun with --confirm to read the findings and answer yes. The transcript "
+                  "was kept in " + str(plan.report), file=sys.stderr)
+            return stop
+        if stop == NOTHING_TO_SEGMENT:
             plan.write_report_only({**report, "outputs": []})
             info(args, "Nothing to segment. The dictation was kept in " + str(plan.report))
-            return 3
+            return stop
         if args.confirm:
             # The detector searches while the user reads; only a "yes" lets its boxes be used.
             pipe.start_detection(volume, findings.affirmed, findings)
-            warning = "the transcript and translation DISAGREE. " if check is not None and not check.agree else ""
+            warning = "the transcript and translation DISAGREE. " if dictation.disagrees else ""
             if not _ask(f"{warning}Segment {', '.join(findings.affirmed)}? [y/N] "):
                 pipe.cancel_detection()
                 plan.write_report_only({**report, "outputs": []})
@@ -103,18 +84,26 @@ def run(args: argparse.Namespace) -> int:
         result = pipe.segment(volume, findings.affirmed, findings, progress=progress)
     finally:
         close()
-    full = {**report, **result.report, "input": str(args.volume)}
-    if report["transcript"] is not None:  # the report lines follow the language Whisper heard
-        from ..report_line import dictation_language, report_lines
-
-        full["report_lines"] = report_lines(full["lesions"], findings, dictation_language(full))
-    full["warnings"] = [*report.get("warnings", []), *result.report.get("warnings", [])]
+    full = segmented_report(dictation, result.report, input=str(args.volume))
     write_results(plan, result.segmentation, full)
     info(args, "Segmented:\n" + summarize(full))
     info(args, "Wrote " + ", ".join(str(p) for p in plan.paths))
     if args.json:
         print_json(full)
     return 0
+
+
+def _describe_dictation(args: argparse.Namespace, report: dict, check) -> None:
+    for warning in report["warnings"]:
+        info(args, "warning: " + warning)
+    transcript = report["transcript"]
+    if transcript is None:
+        return
+    info(args, f"Transcript ({transcript['language']}): {transcript['text']}")
+    if transcript.get("translation") is not None:
+        info(args, f"English translation: {transcript['translation']}")
+    if check is not None and check.agree:
+        info(args, "Cross-check: " + check.message)
 
 
 def _describe_findings(findings) -> str:

@@ -107,7 +107,8 @@ def execute(job: Job, models: WorkerModels, device: str | None, precision: str |
         options.language = spec.get("language")
         pipe = models.pipeline(options)
         transcript = pipe.transcribe(spec["audio"], progress=job.progress, cancel=job.cancel_token)
-        return JobResult(transcript.to_dict())
+        check = pipe.cross_check(transcript)  # the reviewer must see a translation that lost a "kein"
+        return JobResult({**transcript.to_dict(), "cross_check": check.to_dict() if check else None})
     from ..volume import read_volume
 
     job.progress("read", 0.0, "reading the volume")
@@ -124,21 +125,18 @@ def execute(job: Job, models: WorkerModels, device: str | None, precision: str |
             classes = list(dict.fromkeys(spec.get("classes") or []))
             result = pipe.segment(volume, classes, None, progress=job.progress, cancel=job.cancel_token)
         return JobResult({"input": None, **result.report}, result.segmentation)
-    # "run": the dictation (audio or text) decides the classes, as in `logsam run`.
-    report: dict[str, Any] = {"input": None}
-    if spec.get("audio") is not None:
-        transcript = pipe.transcribe(spec["audio"], progress=job.progress, cancel=job.cancel_token)
-        report["transcript"] = transcript.to_dict()
-        text = transcript.english
-    else:
-        text = spec.get("text") or ""
-        report["transcript"] = None
-    findings = pipe.extract(text)
-    report["findings"] = findings.to_dict()
-    if not findings.affirmed:
-        return JobResult({**report, "outputs": []}, None, exit_code=3)
+    # "run": the dictation (audio or text) decides the classes, as in `logsam run`; a cross-check
+    # disagreement stops it (exit 4), since no reader can confirm here: the client reviews and asks.
+    from ..dictation import read_dictation, segmented_report
+
+    dictation = read_dictation(pipe, text=spec.get("text") or "", audio=spec.get("audio"), progress=job.progress,
+                               cancel=job.cancel_token)
+    stop = dictation.stop_code()
+    if stop is not None:
+        return JobResult({"input": None, **dictation.report, "outputs": []}, None, exit_code=stop)
+    findings = dictation.findings
     result = pipe.segment(volume, findings.affirmed, findings, progress=job.progress, cancel=job.cancel_token)
-    return JobResult({**report, **result.report, "input": None}, result.segmentation)
+    return JobResult(segmented_report(dictation, result.report, input=None), result.segmentation)
 
 
 def _detect(job: Job, pipe: Pipeline, volume: Any) -> JobResult:
