@@ -45,3 +45,15 @@ class Cancelled(LoGSAMError):
 
 class NotBuiltError(LoGSAMError):
     """A subcommand or feature that is not available yet."""
+
+
+class ServerError(LoGSAMError):
+    """An engine server (``logsam serve``) refused a request or failed a job."""
+
+
+class ServerConnectionError(ServerError):
+    """The engine server cannot be reached, or it stopped while a job ran."""
+
+
+class VersionMismatchError(ServerError):
+    """Client and server speak different API versions; the message says which to upgrade."""

@@ -16,7 +16,7 @@ from .. import __version__
 from ..errors import LoGSAMError
 
 # Order shown in --help.
-SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "evaluate", "train", "models")
+SUBCOMMANDS = ("run", "record", "transcribe", "extract", "segment", "evaluate", "train", "models", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
