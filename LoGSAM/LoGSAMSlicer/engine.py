@@ -150,9 +150,8 @@ class EngineConnection:
         return self.state
 
     def connectRemote(self, timeout: float = 10.0) -> str:
-        from LoGSAMLib.service.client import EngineClient
-
         from LoGSAMLib.errors import LoGSAMError
+        from LoGSAMLib.service.client import EngineClient
 
         if not self.url:
             self._setRemote(FAILED, "Enter the server's URL under Advanced > Engine.")
@@ -178,9 +177,8 @@ class EngineConnection:
 
     def client(self):
         """The client of the ready engine; raises a clear error if it is not ready."""
-        from LoGSAMLib.service.client import EngineClient
-
         from LoGSAMLib.errors import ServerConnectionError
+        from LoGSAMLib.service.client import EngineClient
 
         if self.poll() != READY:
             where = "The LoGSAM engine is still starting" if self.state == STARTING else \
@@ -309,7 +307,9 @@ class EngineJob:
                 self._onProgress("queued", 0.0, f"{ahead} job(s) ahead" if ahead else "")
             elif status.get("stage"):
                 self._onProgress(status["stage"], float(status.get("fraction") or 0.0), status.get("message") or "")
-        if state == "done":
+        if state == "done" and self.cancelled:  # too late to stop it, but the reader asked for nothing
+            self._end(Cancelled("Cancelled; nothing was changed."))
+        elif state == "done":
             try:
                 result = self._fetch(self._client, self.jobId, self._folder, self._transferProgress)
             except BaseException as error:  # noqa: BLE001
