@@ -142,11 +142,7 @@ class EngineConnection:
     def poll(self) -> str:
         """Cheap; called by the panel's timer. A dead local engine is restarted here."""
         if self.mode == LOCAL and self._local is not None:
-            before = self._local.address
-            state = self._local.poll()
-            if self._local.address != before:
-                self._client = None  # a restarted engine has a new port and token
-            return state
+            return self._local.poll()
         return self.state
 
     def connectRemote(self, timeout: float = 10.0) -> str:
@@ -184,9 +180,10 @@ class EngineConnection:
             where = "The LoGSAM engine is still starting" if self.state == STARTING else \
                 (self.message or "The LoGSAM engine is not running")
             raise ServerConnectionError(f"{where}. Try again when Advanced > Engine says it is ready.")
-        if self._client is None:
+        if self.mode == LOCAL:
             address = self._local.address
-            self._client = EngineClient(address.url, address.token, timeout=60.0)
+            if self._client is None or (self._client.url, self._client.token) != (address.url, address.token):
+                self._client = EngineClient(address.url, address.token, timeout=60.0)  # new after a restart
         return self._client
 
     def waitReady(self, timeout: float = 180.0, pump: Callable[[], None] | None = None) -> None:
@@ -361,13 +358,15 @@ def writeVolume(volume, folder: str, suffix: str) -> str:
 
 def segmentationResult(client, jobId: str, folder: str, progress: Progress):
     """Fetch a segment/run job: the label map (read back with its geometry) and the report."""
+    import SimpleITK as sitk
+
     from LoGSAMLib.outputs import CLASS_LABELS
     from LoGSAMLib.types import Segmentation
-    from LoGSAMLib.volume import read_volume
+    from LoGSAMLib.volume import from_sitk
 
     path = os.path.join(folder, "result.nii.gz")
     report = client.fetch(jobId, [path], None, progress=progress)
-    labelmap = read_volume(path)
+    labelmap = from_sitk(sitk.ReadImage(path))  # a label map: read_volume's "is this an MRI" check does not apply
     classes = {CLASS_LABELS[name]: name for name in report.get("classes") or [] if name in CLASS_LABELS}
     return SimpleNamespace(segmentation=Segmentation(labelmap, classes), report=report)
 
