@@ -115,9 +115,13 @@ class ModelsSectionMixin:
             self._onModelJobDone(text)
 
         if self._remote():
-            with slicer.util.tryWithErrorDisplay(_("The server could not verify its models."), waitCursor=True):
-                results = self.logic.connection.client().verify_models()
-                done([(r["id"], r["file"], r["status"]) for r in results])
+            try:
+                with slicer.util.WaitCursor():
+                    results = self.logic.connection.client().verify_models()
+            except Exception as error:
+                slicer.util.errorDisplay(_("The server could not verify its models: {error}").format(error=error))
+                return
+            done([(r["id"], r["file"], r["status"]) for r in results])
             return
         from LoGSAMLib import models
 
