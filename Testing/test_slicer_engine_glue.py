@@ -3,8 +3,9 @@
 The glue imports nothing from Slicer, so it runs here as it runs in the panel: EngineConnection
 starts `logsam serve` (this interpreter stands in for PythonSlicer), EngineJob uploads a volume,
 is polled as the panel's QTimer polls it, and fetches the label map back. Checked: the label map
-that comes back equals the in-process pipeline's; the findings; a transcription; Cancel; and a
-killed engine gives a clear "scene unchanged" error, then is restarted and works again.
+that comes back equals the in-process pipeline's; the findings; reviewed findings sent as a run
+(the dictated side applies); a transcription; Cancel; and a killed engine gives a clear "scene
+unchanged" error, then is restarted and works again.
 """
 
 from __future__ import annotations
@@ -110,9 +111,21 @@ def test_findings_and_a_transcription(glue, connection, german_speech):
     assert {"affirmed", "negated", "findings"} <= set(findings) and "upload" in stages
 
 
+def test_reviewed_findings_go_as_a_run_so_the_dictated_side_applies(glue, connection, phantom):
+    findings = connection.client().extract("Enhancing left frontal mass, consistent with glioblastoma.")
+    options = {"segmenter": "medsam", "detector_size": 128}
+    submit = glue.submitForClasses(phantom.volume, connection.volumeSuffix(), ["glioma"], findings, options)
+    outcome, _ = _run(glue, connection, submit, glue.segmentationResult)
+    assert "error" not in outcome, outcome.get("error")
+    report = outcome["result"].report
+    assert report["findings"]["affirmed"] == ["glioma"] and report["findings"]["findings"][0]["side"] == "left"
+    assert report["options"]["location_prior"] is True and report["classes"] == ["glioma"]
+
+
 def test_cancel_ends_the_job_with_nothing_to_show(glue, connection, phantom):
-    submit = glue.submitSegment(phantom.volume, connection.volumeSuffix(), classes=["glioma"],
-                                options={"segmenter": "medsam", "search": "dense"})
+    findings = {"text": "Glioma.", "affirmed": ["glioma"]}  # the reader ticked another class: by classes
+    submit = glue.submitForClasses(phantom.volume, connection.volumeSuffix(), ["meningioma"], findings,
+                                   options={"segmenter": "medsam", "search": "dense"})
     outcome, _ = _run(glue, connection, submit, glue.segmentationResult, cancel_at_once=True)
     assert isinstance(outcome.get("error"), Cancelled)
 

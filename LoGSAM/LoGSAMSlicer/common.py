@@ -29,7 +29,7 @@ DETECTION_MODELS = ("groundingdino-swint-ogc", "bert-base-uncased", "logsam-lora
 SEGMENTER_MODELS = {"medsam": "medsam-vit-b", "litemedsam": "litemedsam"}
 STAGE_NAMES = {"asr": "Transcribing", "nlp": "Reading the findings", "detect": "Detecting",
                "segment": "Segmenting", "download": "Downloading", "load": "Loading models",
-               "verify": "Verifying", "import": "Importing", "upload": "Sending the volume",
+               "verify": "Verifying", "import": "Importing", "upload": "Sending", "read": "Reading the volume",
                "fetch": "Receiving the result", "queued": "Waiting in the engine's queue",
                "engine": "Starting the engine"}
 

@@ -13,7 +13,6 @@ from .common import MAX_RECORDING_SECONDS, _
 class DictationSectionMixin:
     """Needs the widget's ``ui``, ``logic``, parameter node and job helpers."""
 
-
     def refreshAudioDevices(self) -> None:
         combo = self.ui.audioDeviceComboBox
         previous = combo.itemData(combo.currentIndex)

@@ -386,6 +386,30 @@ def submitSegment(volume, suffix: str, classes=None, box=None, label=None, optio
     return submit
 
 
+def submitRun(volume, suffix: str, text: str, options=None):
+    """A ``submit`` for the whole method on a reviewed English text: the engine reads the findings
+    again and segments the affirmed classes with the dictated side and region as location prior,
+    exactly as ``logsam run --text`` (the segment endpoint takes classes only, without findings)."""
+
+    def submit(client, progress: Progress) -> str:
+        folder = tempfile.mkdtemp(prefix="logsam-upload-")
+        try:
+            path = writeVolume(volume, folder, suffix)
+            return client.submit_run(path, text=text, options=options, progress=progress)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return submit
+
+
+def submitForClasses(volume, suffix: str, classes, findings: dict | None, options=None):
+    """Segment ``classes``: as a run on the findings' text when they are exactly its affirmed
+    classes (so the dictated side and region apply), else by classes alone (the reader changed them)."""
+    if findings and findings.get("text") and list(classes) == list(findings.get("affirmed") or []):
+        return submitRun(volume, suffix, findings["text"], options)
+    return submitSegment(volume, suffix, classes=list(classes), options=options)
+
+
 def submitTranscription(audio, language=None, options=None):
     """A ``submit`` for a transcription: a recording (16 kHz samples) or an audio file path."""
 

@@ -86,12 +86,12 @@ class LoGSAMLogic(ScriptedLoadableModuleLogic):
     def segment(self, volumeNode, classes, findings=None, segmentationNode=None, options=None, progress=None):
         """Detect and segment ``classes`` in ``volumeNode`` in the engine; blocks until done (scripts).
 
-        Returns the segmentation node (``segmentationNode`` or a new one). ``findings`` is accepted
-        for the panel's API; the engine's segment call reads the classes only.
+        Returns the segmentation node (``segmentationNode`` or a new one). With ``findings`` (from
+        ``extract``) whose affirmed classes are ``classes``, the dictated side and region apply too.
         """
         volume = self.volumeFromNode(volumeNode)
-        submit = engine.submitSegment(volume, self.connection.volumeSuffix(), classes=list(classes),
-                                      options=self.connection.jobOptions(options or {}))
+        submit = engine.submitForClasses(volume, self.connection.volumeSuffix(), list(classes), findings,
+                                         self.connection.jobOptions(options or {}))
         result = self.runJob(submit, engine.segmentationResult, progress)
         return self.setSegmentationFromResult(result, volumeNode, segmentationNode)
 

@@ -14,7 +14,6 @@ from .common import _
 class SegmentSectionMixin:
     """Needs the widget's ``ui``, ``logic``, parameter node and job helpers."""
 
-
     def _segmentKey(self, classes) -> tuple:
         p = self._parameterNode
         volume = p.inputVolume
@@ -66,8 +65,10 @@ class SegmentSectionMixin:
         p = self._parameterNode
         volume = self.logic.volumeFromNode(p.inputVolume)  # main thread: reads MRML
         options = self.logic.connection.jobOptions(self.logic.pipelineOptions(p))
-        return engine.submitSegment(volume, self.logic.connection.volumeSuffix(), classes=classes, box=box,
-                                    label=label, options=options)
+        suffix = self.logic.connection.volumeSuffix()
+        if box is not None:
+            return engine.submitSegment(volume, suffix, box=box, label=label, options=options)
+        return engine.submitForClasses(volume, suffix, classes, self._findings, options)
 
     def onSegment(self) -> None:
         if not self._reviewIsCurrent() or self._segmentBlockers(True, self._checkedClasses()):
