@@ -17,6 +17,7 @@ from .pipeline_args import (
     summarize,
     write_results,
 )
+from .remote import add_server_options, run_remote
 
 HELP = "the whole method: dictation (audio or text) + MRI volume -> tumor segmentation"
 
@@ -36,11 +37,14 @@ def register(subparsers) -> None:
                         help="show the transcript and findings and ask before segmenting (the detector "
                              "starts searching while you read; nothing is segmented without a yes)")
     add_model_options(parser)
+    add_server_options(parser)
     add_verbose(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        return run_remote(args)
     from ..pipeline import Pipeline
     from ..volume import read_volume
 

@@ -15,6 +15,7 @@ from .pipeline_args import (
     summarize,
     write_results,
 )
+from .remote import add_server_options, segment_remote
 
 HELP = "segment a volume from a class prompt or a 3D box, without speech"
 CLASSES = ("glioma", "meningioma", "pituitary")
@@ -31,11 +32,14 @@ def register(subparsers) -> None:
                              "them); every slice the box covers is segmented, no detector")
     parser.add_argument("--label", choices=CLASSES, default="glioma", help="class of the --box-ras segment")
     add_model_options(parser)
+    add_server_options(parser)
     add_verbose(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        return segment_remote(args)
     from ..pipeline import Pipeline
     from ..volume import read_volume
 

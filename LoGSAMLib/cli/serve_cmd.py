@@ -114,6 +114,10 @@ def _serve(args: argparse.Namespace, token: str, tls: bool) -> int:
     ready = args.ready_file
 
     class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()  # a graceful stop on SIGTERM exits 0, not by re-raising the signal
+
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             if self.started and ready is not None:
@@ -128,4 +132,16 @@ def _serve(args: argparse.Namespace, token: str, tls: bool) -> int:
         if ready is not None:
             with contextlib.suppress(FileNotFoundError):
                 ready.unlink()
+    if _is_the_process():
+        # Everything of ours is cleaned up; the native teardown of loaded models (torch, OpenMP) would
+        # take seconds more, which a process manager (Slicer's, on exit) should not wait for.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
+
+
+def _is_the_process() -> bool:
+    """Was this process started as the `logsam` command (not `main()` called from other Python code)?"""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return (spec is not None and spec.name == "LoGSAMLib.cli.__main__") or Path(sys.argv[0]).name == "logsam"

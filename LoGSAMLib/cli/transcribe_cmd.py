@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .common import add_verbose, print_json, terminal_progress
+from .remote import add_server_options, transcribe_remote
 
 HELP = "transcribe (and translate) a dictation audio file with Whisper"
 
@@ -24,6 +25,7 @@ def register(subparsers) -> None:
                         help="openai: fp32/fp16; faster: a CTranslate2 compute type (int8, float16, ...)")
     parser.add_argument("--no-translate", action="store_true", help="do not translate non-English speech")
     parser.add_argument("--json", action="store_true", help="print the transcript as JSON")
+    add_server_options(parser)
     add_verbose(parser)
     parser.set_defaults(func=run)
 
@@ -33,6 +35,8 @@ def _format_timings(timings: dict[str, float]) -> str:
 
 
 def run(args) -> int:
+    if args.server:
+        return transcribe_remote(args)
     from ..asr import load_transcriber
 
     progress, close = terminal_progress(None if not args.json else False)

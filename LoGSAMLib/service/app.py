@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
+from ..early_detection import DetectionCache
 from ..errors import LoGSAMError
 from . import API_HEADER, API_VERSION, VERSION_HEADER
 from .auth import token_matches
@@ -30,10 +31,12 @@ from .limits import AUDIO_SUFFIXES, VOLUME_SUFFIXES, UploadRejected, check_volum
 from .settings import ServeSettings
 
 MAX_TEXT_CHARS = 20_000
+MAX_JSON_BYTES = 1024 * 1024
 
 
 class _VersionCheck:
-    """Every response names the API version; a request from a client of another API version gets 426."""
+    """Every response names the API version; a request from a client of another API version gets 426.
+    A JSON request body must say its length and stay under :data:`MAX_JSON_BYTES` (uploads have their own limit)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -42,6 +45,12 @@ class _VersionCheck:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
+        if scope["path"] != "/v1/uploads":  # JSON bodies are read whole: small, and of a known length
+            length = headers.get(b"content-length")
+            if b"chunked" in headers.get(b"transfer-encoding", b""):
+                return await _error(411, "Send a Content-Length.", "InputError")(scope, receive, send)
+            if length is not None and (not length.isdigit() or int(length) > MAX_JSON_BYTES):
+                return await _error(413, "The request body is too large.", "InputError")(scope, receive, send)
         claimed = headers.get(API_HEADER.lower().encode())
         exempt = scope["path"] in ("/version", "/v1/version")  # a client must always be able to ask
         if claimed is not None and not exempt and claimed != str(API_VERSION).encode():
@@ -88,6 +97,13 @@ class SegmentRequest(BaseModel):
     options: dict[str, Any] | None = None
 
 
+class DetectRequest(BaseModel):
+    volume: str
+    text: str | None = None
+    classes: list[str] | None = None
+    options: dict[str, Any] | None = None
+
+
 class TranscribeRequest(BaseModel):
     audio: str
     language: str | None = None
@@ -114,8 +130,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         parent = Path(settings.work_dir) if settings.work_dir else Path(tempfile.gettempdir())
         parent.mkdir(parents=True, exist_ok=True)
         root = private_folder(parent, "logsam-serve-")
+        searches = DetectionCache()  # shared by the workers: an early search serves whichever runs the job
         app.state.manager = JobManager(
-            root, lambda job, models: execute(job, models, settings.device, settings.precision), WorkerModels,
+            root, lambda job, models: execute(job, models, settings.device, settings.precision),
+            lambda: WorkerModels(searches),
             concurrency=settings.concurrency, ttl_s=settings.job_ttl_s, sweep_interval_s=settings.sweep_interval_s)
         try:
             yield
@@ -218,10 +236,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def _submit(kind: str, spec: dict[str, Any], uploads: dict[str, str | None]) -> dict[str, Any]:
         wanted = {key: value for key, value in uploads.items() if value}
         try:
-            job = manager().create(kind, spec, wanted)
+            job = manager().create(kind, spec, wanted, {"volume": VOLUME_SUFFIXES, "audio": AUDIO_SUFFIXES})
         except KeyError:
             raise HTTPException(status_code=404, detail="An upload named by this request is unknown: it was "
                                 "used by another job already or expired; upload the file again.") from None
+        except ValueError as error:
+            raise UploadRejected(400, str(error)) from None
         return job.status(manager().position(job))
 
     @app.post("/v1/run", dependencies=auth)
@@ -242,6 +262,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
         spec = {"classes": request.classes, "box_lps": request.box_lps, "label": request.label,
                 "options": request.options}
         return _submit("segment", spec, {"volume": request.volume})
+
+    @app.post("/v1/detect", dependencies=auth)
+    def detect(request: DetectRequest) -> dict[str, Any]:
+        """Start the slice search early (while the user reviews the findings); see engine._detect."""
+        if (request.text is None) == (not request.classes):
+            return _error(400, "Give either text or classes.", "InputError")
+        if request.text is not None and len(request.text) > MAX_TEXT_CHARS:
+            raise UploadRejected(413, f"The text is longer than {MAX_TEXT_CHARS} characters.")
+        spec = {"text": request.text, "classes": request.classes, "options": request.options}
+        return _submit("detect", spec, {"volume": request.volume})
 
     @app.post("/v1/transcribe", dependencies=auth)
     def transcribe(request: TranscribeRequest) -> dict[str, Any]:

@@ -8,6 +8,8 @@
     client.transcribe("dictation.wav", language="de") # the transcript dict (a queued job, waited for)
     job = client.submit_run("t1.nii.gz", text="Left frontal glioma.", options={"plane": "axial"})
     job = client.submit_segment("t1.nii.gz", classes=["glioma"])            # or box_lps=((x,y,z),(x,y,z)), label=
+    early = client.submit_detect("t1.nii.gz", text="Left frontal glioma.")  # search while the user reads;
+                                                      # a run/segment submitted after it reuses the boxes
     client.status(job)                                # {"state": "queued|running|done|failed|cancelled", "stage",
                                                       #  "fraction", "message", "queue_position", "error", ...}
     client.wait(job, progress=callback, cancel=token) # polls; callback(stage, fraction, message); cancel: an object
@@ -166,6 +168,18 @@ class EngineClient:
                 "box_lps": [list(map(float, p)) for p in box_lps] if box_lps is not None else None,
                 "label": label, "options": options}
         return self._call("POST", "/v1/segment", body)["job_id"]
+
+    def submit_detect(self, volume_path: str | os.PathLike, *, text: str | None = None,
+                      classes: Sequence[str] | None = None, options: dict[str, Any] | None = None,
+                      progress: Progress | None = None) -> str:
+        """Queue the slice search alone (early detection, while the user reviews the findings). A run or
+        segment of the same volume, prompt and options submitted after it reuses its boxes (on a server with
+        one worker, the default). Cancel it when the text changes; there is nothing to fetch."""
+        if (text is None) == (not classes):
+            raise InputError("Give either text or classes.")
+        volume = self.upload(volume_path, "volume", progress)
+        body = {"volume": volume, "text": text, "classes": list(classes) if classes else None, "options": options}
+        return self._call("POST", "/v1/detect", body)["job_id"]
 
     def status(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/jobs/{_quote(job_id)}")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..early_detection import DetectionCache
 from ..errors import InputError
 from ..pipeline import Pipeline, PipelineOptions
 from .jobs import Job
@@ -30,32 +32,49 @@ class JobResult:
     exit_code: int = 0  # as `logsam run` would return: 3 when the dictation affirms no class
 
 
+# Models load one at a time in the whole server: transformers' lazy imports are not safe to run from
+# two threads at once (two workers, or a worker and its early detection thread).
+_LOAD_LOCK = threading.Lock()
+
+
+def _warm(kind: str) -> property:
+    def get(self: _WarmPipeline) -> Any:
+        if getattr(self._holder, f"_{kind}") is None:
+            with _LOAD_LOCK:
+                return getattr(self._holder, kind)
+        return getattr(self._holder, kind)
+
+    return property(get)
+
+
 class _WarmPipeline(Pipeline):
     """One job's options; its models are the worker's warm ones (loaded on first use, then kept)."""
 
-    def __init__(self, options: PipelineOptions, holder: Pipeline) -> None:
+    def __init__(self, options: PipelineOptions, holder: Pipeline, detections: DetectionCache) -> None:
         super().__init__(options)
         self._holder = holder
         self._detector_lock = holder._detector_lock  # one detector call at a time per model copy
+        self._detections = detections  # the server's: a "detect" job's searches serve the jobs after it
 
     device = property(lambda self: self._holder.device)
-    transcriber = property(lambda self: self._holder.transcriber)
-    detector = property(lambda self: self._holder.detector)
-    segmenter = property(lambda self: self._holder.segmenter)
+    transcriber = _warm("transcriber")
+    detector = _warm("detector")
+    segmenter = _warm("segmenter")
 
 
 class WorkerModels:
-    """One worker's warm models, keyed by the options that choose them."""
+    """One worker's warm models, keyed by the options that choose them, and the server's search cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, detections: DetectionCache | None = None) -> None:
         self._holders: dict[tuple, Pipeline] = {}
+        self._detections = detections if detections is not None else DetectionCache()
 
     def pipeline(self, options: PipelineOptions) -> Pipeline:
         key = tuple(getattr(options, name) for name in MODEL_FIELDS)
         holder = self._holders.get(key)
         if holder is None:
             holder = self._holders[key] = Pipeline(dataclasses.replace(options))
-        return _WarmPipeline(options, holder)
+        return _WarmPipeline(options, holder, self._detections)
 
     def loaded(self) -> list[str]:
         """Which models are loaded (for /health): model kinds, not data."""
@@ -94,6 +113,8 @@ def execute(job: Job, models: WorkerModels, device: str | None, precision: str |
     job.progress("read", 0.0, "reading the volume")
     volume = read_volume(spec["volume"])
     pipe = models.pipeline(options)
+    if job.kind == "detect":
+        return _detect(job, pipe, volume)
     if job.kind == "segment":
         if spec.get("box_lps") is not None:
             box = spec["box_lps"]
@@ -118,6 +139,21 @@ def execute(job: Job, models: WorkerModels, device: str | None, precision: str |
         return JobResult({**report, "outputs": []}, None, exit_code=3)
     result = pipe.segment(volume, findings.affirmed, findings, progress=job.progress, cancel=job.cancel_token)
     return JobResult({**report, **result.report, "input": None}, result.segmentation)
+
+
+def _detect(job: Job, pipe: Pipeline, volume: Any) -> JobResult:
+    """The slice search alone, kept in the server's cache: a run or segment of the same volume, prompt and
+    options that starts after it (queued behind it, with one worker) segments without searching again."""
+    try:
+        findings = pipe.extract(job.spec["text"]) if job.spec.get("text") else None
+        classes = job.spec.get("classes") or (findings.affirmed if findings else [])
+        early = pipe.start_detection(volume, classes, findings)
+        if early is not None:
+            early.wait(job.progress, job.cancel_token)
+        return JobResult({"searched": sorted(k.label for k in early.keys) if early else [],
+                          "findings": findings.to_dict() if findings else None}, exit_code=0 if early else 3)
+    finally:
+        Path(job.spec["volume"]).unlink(missing_ok=True)  # nothing to fetch: the volume goes now
 
 
 def write_bundle(result: JobResult, formats: list[str], folder: Path) -> Path:

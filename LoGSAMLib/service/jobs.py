@@ -120,12 +120,19 @@ class JobManager:
 
     # ---------------------------------------------------------------- jobs
 
-    def create(self, kind: str, spec: dict[str, Any], uploads: dict[str, str]) -> Job:
-        """A job whose ``spec[key]`` is the path of upload ``uploads[key]``; queued at once."""
+    def create(self, kind: str, spec: dict[str, Any], uploads: dict[str, str],
+               suffixes: dict[str, tuple[str, ...]] | None = None) -> Job:
+        """A job whose ``spec[key]`` is the path of upload ``uploads[key]``; queued at once.
+
+        Raises KeyError for an unknown upload, ValueError when an upload's suffix is not in ``suffixes[key]``.
+        """
         job = Job(uuid.uuid4().hex, kind, dict(spec), private_folder(self.root, "job-"))
         try:
             for key, upload_id in uploads.items():
-                job.spec[key] = self.take_upload(upload_id, job.folder)
+                path = job.spec[key] = self.take_upload(upload_id, job.folder)
+                allowed = (suffixes or {}).get(key)
+                if allowed and not path.name.endswith(allowed):
+                    raise ValueError(f"The upload given as {key} is not one ({', '.join(allowed)}).")
         except BaseException:
             shutil.rmtree(job.folder, ignore_errors=True)
             raise
@@ -188,6 +195,8 @@ class JobManager:
     def _finish(self, job: Job, state: str, error: str | None = None, error_type: str | None = None) -> None:
         job.state, job.error, job.error_type = state, error, error_type
         job.finished = time.monotonic()
+        if state != DONE:  # nothing to fetch: the uploads go now, the status stays until the TTL
+            shutil.rmtree(job.folder, ignore_errors=True)
 
     def _work(self) -> None:
         state = None

@@ -65,7 +65,7 @@ class _Stream:
     """A file's bytes, decompressed on the fly with a hard cap on the total produced."""
 
     def __init__(self, path: Path, codec: str | None, offset: int = 0) -> None:
-        self.handle = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self.handle = open(path, "rb")  # noqa: SIM115 - closed by __exit__
         self.handle.seek(offset)
         self.codec = codec
         self.decoder = self._new_decoder()
@@ -90,8 +90,8 @@ class _Stream:
                 out += data
                 continue
             if not self.pending:
-                if _finished(self.decoder):
-                    rest = _unused(self.decoder) + self.handle.read(_CHUNK)
+                if self.decoder.eof:
+                    rest = self.decoder.unused_data + self.handle.read(_CHUNK)
                     if not rest.strip(b"\0"):
                         break
                     if self.codec != "gzip":
@@ -103,10 +103,10 @@ class _Stream:
                     if not self.pending:
                         raise _damaged("the compressed data ends early")
             try:
-                data = _decompress(self.decoder, self.pending, min(_CHUNK, limit - len(out)))
+                data = self.decoder.decompress(self.pending, min(_CHUNK, limit - len(out)))
             except zlib.error as error:
                 raise _damaged(f"bad compressed data: {error}") from None
-            self.pending = _tail(self.decoder)
+            self.pending = self.decoder.unconsumed_tail
             out += data
         self.total += len(out)
         return bytes(out)
@@ -120,29 +120,15 @@ class _Stream:
             if self.total > cap:
                 return self.total
 
-    def close(self) -> None:
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.handle.close()
 
 
-def _finished(decoder) -> bool:
-    return bool(decoder.eof)
-
-
-def _unused(decoder) -> bytes:
-    return decoder.unused_data
-
-
-def _decompress(decoder, data: bytes, limit: int) -> bytes:
-    return decoder.decompress(data, limit)
-
-
-def _tail(decoder) -> bytes:
-    return decoder.unconsumed_tail
-
-
 def _check_nifti(path: Path, gz: bool, max_bytes: int) -> int:
-    stream = _Stream(path, "gzip" if gz else None)
-    try:
+    with _Stream(path, "gzip" if gz else None) as stream:
         head = stream.read(540)
         if len(head) < 348:
             raise _damaged("shorter than a NIfTI header")
@@ -174,8 +160,6 @@ def _check_nifti(path: Path, gz: bool, max_bytes: int) -> int:
         if total < offset + claimed:
             raise _damaged(f"{size_text(offset + claimed - total)} of pixel data missing")
         return claimed
-    finally:
-        stream.close()
 
 
 _NRRD_TYPES = {
@@ -242,11 +226,8 @@ def _check_text_header(path: Path, max_bytes: int, nrrd: bool) -> int:
     claimed = _product(sizes) * width
     if claimed > max_bytes:
         raise _too_large(claimed, max_bytes)
-    stream = _Stream(path, codec, offset)
-    try:
+    with _Stream(path, codec, offset) as stream:
         total = stream.count_to_end(claimed)
-    finally:
-        stream.close()
     if total > claimed and codec is not None:
         raise _damaged("more data than its header says")
     if total < claimed:
