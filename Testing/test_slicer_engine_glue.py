@@ -3,9 +3,10 @@
 The glue imports nothing from Slicer, so it runs here as it runs in the panel: EngineConnection
 starts `logsam serve` (this interpreter stands in for PythonSlicer), EngineJob uploads a volume,
 is polled as the panel's QTimer polls it, and fetches the label map back. Checked: the label map
-that comes back equals the in-process pipeline's; the findings; reviewed findings sent as a run
-(the dictated side applies); a transcription; Cancel; and a killed engine gives a clear "scene
-unchanged" error, then is restarted and works again.
+that comes back equals the in-process pipeline's; the findings; the early search, then the
+reviewed findings sent as a run (the dictated side applies, the search is reused); a
+transcription; Cancel; and a killed engine gives a clear "scene unchanged" error, then is
+restarted and works again.
 """
 
 from __future__ import annotations
@@ -111,15 +112,22 @@ def test_findings_and_a_transcription(glue, connection, german_speech):
     assert {"affirmed", "negated", "findings"} <= set(findings) and "upload" in stages
 
 
-def test_reviewed_findings_go_as_a_run_so_the_dictated_side_applies(glue, connection, phantom):
+def test_the_early_search_then_the_reviewed_findings_as_a_run(glue, connection, phantom):
     findings = connection.client().extract("Enhancing left frontal mass, consistent with glioblastoma.")
     options = {"segmenter": "medsam", "detector_size": 128}
-    submit = glue.submitForClasses(phantom.volume, connection.volumeSuffix(), ["glioma"], findings, options)
+    suffix = connection.volumeSuffix()
+    # While the reader checks the findings: the engine's slice search alone (nothing to fetch).
+    early, _ = _run(glue, connection, glue.submitEarlySearch(phantom.volume, suffix, ["glioma"], findings, options),
+                    None)
+    assert early.get("result", {}).get("state") == "done", early
+    # Segment: the findings' text as a run, so the dictated side applies; the search is reused.
+    submit = glue.submitForClasses(phantom.volume, suffix, ["glioma"], findings, options)
     outcome, _ = _run(glue, connection, submit, glue.segmentationResult)
     assert "error" not in outcome, outcome.get("error")
     report = outcome["result"].report
     assert report["findings"]["affirmed"] == ["glioma"] and report["findings"]["findings"][0]["side"] == "left"
     assert report["options"]["location_prior"] is True and report["classes"] == ["glioma"]
+    assert report["search"]["glioma"]["searched_earlier"] is True
 
 
 def test_cancel_ends_the_job_with_nothing_to_show(glue, connection, phantom):

@@ -226,7 +226,8 @@ def connectionLostMessage(error: Exception) -> str:
 
 class EngineJob:
     """A job on the engine: submitted by ``submit(client, progress) -> job id`` (uploads included),
-    then polled until done, then fetched by ``fetch(client, job_id, folder, progress) -> result``.
+    then polled until done, then fetched by ``fetch(client, job_id, folder, progress) -> result``
+    (``fetch=None``: nothing to fetch; the result is the final status).
 
     ``poll()`` is called from the panel's timer and returns True once the job has ended; it calls
     ``onProgress(stage, fraction, message)`` and exactly once ``onDone(result)`` or
@@ -234,7 +235,7 @@ class EngineJob:
     """
 
     def __init__(self, connection: EngineConnection, submit: Callable[[Any, Progress], str],
-                 fetch: Callable[[Any, str, str, Progress], Any], onProgress: Progress,
+                 fetch: Callable[[Any, str, str, Progress], Any] | None, onProgress: Progress,
                  onDone: Callable[[Any], None], onError: Callable[[BaseException, str], None],
                  pump: Callable[[], None] | None = None, pollSeconds: float | None = None) -> None:
         self.connection = connection
@@ -307,6 +308,9 @@ class EngineJob:
         if state == "done" and self.cancelled:  # too late to stop it, but the reader asked for nothing
             self._end(Cancelled("Cancelled; nothing was changed."))
         elif state == "done":
+            if self._fetch is None:  # a job with nothing to fetch (the early search)
+                self._end(None, status)
+                return True
             try:
                 result = self._fetch(self._client, self.jobId, self._folder, self._transferProgress)
             except BaseException as error:  # noqa: BLE001
@@ -371,43 +375,47 @@ def segmentationResult(client, jobId: str, folder: str, progress: Progress):
     return SimpleNamespace(segmentation=Segmentation(labelmap, classes), report=report)
 
 
+def submitWithVolume(volume, suffix: str, method: str, **arguments):
+    """A ``submit`` for :class:`EngineJob`: the volume written to a temporary file, then
+    ``client.<method>(path, **arguments)`` (``submit_segment``, ``submit_run``, ``submit_detect``)."""
+
+    def submit(client, progress: Progress) -> str:
+        folder = tempfile.mkdtemp(prefix="logsam-upload-")
+        try:
+            return getattr(client, method)(writeVolume(volume, folder, suffix), progress=progress, **arguments)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return submit
+
+
 def submitSegment(volume, suffix: str, classes=None, box=None, label=None, options=None):
-    """A ``submit`` for :class:`EngineJob`: the volume (written to a temporary file) and classes or a box."""
-
-    def submit(client, progress: Progress) -> str:
-        folder = tempfile.mkdtemp(prefix="logsam-upload-")
-        try:
-            path = writeVolume(volume, folder, suffix)
-            return client.submit_segment(path, classes=list(classes) if classes else None,
-                                         box_lps=box, label=label, options=options, progress=progress)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    return submit
+    """Segment classes (detector + segmenter) or everything inside a box (two LPS corners)."""
+    return submitWithVolume(volume, suffix, "submit_segment", classes=list(classes) if classes else None,
+                            box_lps=box, label=label, options=options)
 
 
-def submitRun(volume, suffix: str, text: str, options=None):
-    """A ``submit`` for the whole method on a reviewed English text: the engine reads the findings
-    again and segments the affirmed classes with the dictated side and region as location prior,
-    exactly as ``logsam run --text`` (the segment endpoint takes classes only, without findings)."""
-
-    def submit(client, progress: Progress) -> str:
-        folder = tempfile.mkdtemp(prefix="logsam-upload-")
-        try:
-            path = writeVolume(volume, folder, suffix)
-            return client.submit_run(path, text=text, options=options, progress=progress)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    return submit
+def _asDictation(classes, findings: dict | None) -> bool:
+    """True when the reader kept exactly the classes the findings affirm: then the engine is given the
+    text, so that the dictated side and region apply (the segment endpoint takes classes only)."""
+    return bool(findings and findings.get("text") and list(classes) == list(findings.get("affirmed") or []))
 
 
 def submitForClasses(volume, suffix: str, classes, findings: dict | None, options=None):
-    """Segment ``classes``: as a run on the findings' text when they are exactly its affirmed
-    classes (so the dictated side and region apply), else by classes alone (the reader changed them)."""
-    if findings and findings.get("text") and list(classes) == list(findings.get("affirmed") or []):
-        return submitRun(volume, suffix, findings["text"], options)
+    """Segment ``classes``: a run on the findings' text (as ``logsam run --text``) when they are its
+    affirmed classes, else by classes alone (the reader changed them)."""
+    if _asDictation(classes, findings):
+        return submitWithVolume(volume, suffix, "submit_run", text=findings["text"], options=options)
     return submitSegment(volume, suffix, classes=list(classes), options=options)
+
+
+def submitEarlySearch(volume, suffix: str, classes, findings: dict | None, options=None):
+    """The engine's slice search alone, started while the reader checks the findings; the run or
+    segment that ``submitForClasses`` sends next reuses its boxes when volume, prompt and options
+    are the same (the engine's detection cache decides, keyed as in-process)."""
+    if _asDictation(classes, findings):
+        return submitWithVolume(volume, suffix, "submit_detect", text=findings["text"], options=options)
+    return submitWithVolume(volume, suffix, "submit_detect", classes=list(classes), options=options)
 
 
 def submitTranscription(audio, language=None, options=None):

@@ -25,9 +25,10 @@ class SegmentSectionMixin:
                 repr(sorted(self.logic.pipelineOptions(p).items())), self.logic.connection.mode)
 
     def _startEarlySearch(self) -> None:
-        """Queue the segmentation of the checked classes while the reader checks the findings; Segment
-        takes its result if text, classes, volume and settings are still the same. Nothing is shown
-        from it, and the scene is untouched until Segment."""
+        """Start the engine's slice search for the checked classes while the reader checks the
+        findings. Nothing is shown from it and the scene is untouched; the engine reuses its boxes
+        for Segment if text, classes, volume and settings are still the same (its detection cache
+        decides). A convenience: a failure is logged, and Segment reports any real problem."""
         p = self._parameterNode
         classes = self._checkedClasses()
         if (p is None or p.inputVolume is None or not classes or self._job is not None
@@ -35,24 +36,25 @@ class SegmentSectionMixin:
                 or self.logic.connection.poll() != engine.READY):
             return
         key = self._segmentKey(classes)
-        if self._early is not None and self._early[0] == key:
+        if self._early is not None and self._early[0] == key and not self._early[1].finished:
             return
         self._cancelEarly()
-        outcome = {}
         try:
-            submit = self._segmentSubmit(classes)
-            job = engine.EngineJob(self.logic.connection, submit, engine.segmentationResult, lambda *a: None,
-                                   lambda result: outcome.update(result=result),
-                                   lambda error, details: outcome.update(error=error),
-                                   pump=slicer.app.processEvents)
-            self._early = (key, job, outcome)
-            job.start()
-        except Exception:  # a convenience: Segment reports any problem itself
+            submit = self._volumeSubmit(engine.submitEarlySearch, classes)
+        except Exception:
             logging.warning("LoGSAM: the early search did not start", exc_info=True)
-            self._early = None
             return
+
+        def failed(error, details):
+            logging.info(f"LoGSAM: the early search ended without boxes: {error}")
+
+        job = engine.EngineJob(self.logic.connection, submit, None, lambda *args: None, lambda status: None,
+                               failed, pump=slicer.app.processEvents)
+        self._early = (key, job)
+        job.start()
         self._jobTimer.start()
-        self.ui.stageLabel.text = _("The engine is searching while you review; press Segment when ready.")
+        if not job.finished:
+            self.ui.stageLabel.text = _("The detector is searching while you review; press Segment when ready.")
 
     def _cancelEarly(self) -> None:
         early, self._early = self._early, None
@@ -61,14 +63,11 @@ class SegmentSectionMixin:
 
     # ------------------------------------------------------------------ segmentation
 
-    def _segmentSubmit(self, classes=None, box=None, label=None):
+    def _volumeSubmit(self, submitFor, classes):
         p = self._parameterNode
         volume = self.logic.volumeFromNode(p.inputVolume)  # main thread: reads MRML
         options = self.logic.connection.jobOptions(self.logic.pipelineOptions(p))
-        suffix = self.logic.connection.volumeSuffix()
-        if box is not None:
-            return engine.submitSegment(volume, suffix, box=box, label=label, options=options)
-        return engine.submitForClasses(volume, suffix, classes, self._findings, options)
+        return submitFor(volume, self.logic.connection.volumeSuffix(), classes, self._findings, options)
 
     def onSegment(self) -> None:
         if not self._reviewIsCurrent() or self._segmentBlockers(True, self._checkedClasses()):
@@ -77,31 +76,17 @@ class SegmentSectionMixin:
 
     def _segment(self) -> None:
         classes, volumeNode = self._checkedClasses(), self._parameterNode.inputVolume
-        key = self._segmentKey(classes)
         early, self._early = self._early, None
-        onDone = lambda result: self._showResult(result, volumeNode)  # noqa: E731
-        if early is not None and early[0] == key and "error" not in early[2]:
-            job, outcome = early[1], early[2]
-            if "result" in outcome:  # already done while the findings were read
-                self._beginJob("segment", None)
-                self._onJobDone(onDone, outcome["result"])
-                return
-            self._beginJob("segment", None)  # adopt the running job: its progress and result are shown now
-            job._onProgress, job._onDone, job._onError = (self._onJobProgress,
-                                                          lambda result: self._onJobDone(onDone, result),
-                                                          self._onJobError)
-            self._job = job
-            self._jobTimer.start()
-            self._updateButtons()
-            return
-        if early is not None and not early[1].finished:
-            early[1].cancel()
+        if early is not None and early[0] != self._segmentKey(classes) and not early[1].finished:
+            early[1].cancel()  # it searched for something else: free the engine for this job
+        # A matching search goes on in the engine; the job queued after it uses its boxes.
         try:
-            submit = self._segmentSubmit(classes=classes)
+            submit = self._volumeSubmit(engine.submitForClasses, classes)
         except Exception as error:
             slicer.util.errorDisplay(_("Segmentation could not start: {error}").format(error=error))
             return
-        self._startEngineJob("segment", submit, engine.segmentationResult, onDone)
+        self._startEngineJob("segment", submit, engine.segmentationResult,
+                             lambda result: self._showResult(result, volumeNode))
 
     def onSegmentBox(self) -> None:
         self._withEngine(self._segmentBox)
@@ -111,7 +96,10 @@ class SegmentSectionMixin:
         volumeNode, label = p.inputVolume, p.boxClass
         try:
             box = self.logic.boxFromRoi(p.roiNode, volumeNode)
-            submit = self._segmentSubmit(box=[list(box[0]), list(box[1])], label=label)
+            volume = self.logic.volumeFromNode(volumeNode)
+            options = self.logic.connection.jobOptions(self.logic.pipelineOptions(p))
+            submit = engine.submitSegment(volume, self.logic.connection.volumeSuffix(),
+                                          box=[list(box[0]), list(box[1])], label=label, options=options)
         except Exception as error:
             slicer.util.errorDisplay(_("Box segmentation could not start: {error}").format(error=error))
             return

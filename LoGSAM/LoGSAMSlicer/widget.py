@@ -37,7 +37,7 @@ class LoGSAMWidget(DictationSectionMixin, SegmentSectionMixin, ModelsSectionMixi
         self._threadJobs = []  # BackgroundJobs started here, joined in cleanup()
         self._jobKind = ""
         self._jobProgressBar = None
-        self._early = None  # (key, EngineJob, outcome dict): the search started while the findings are read
+        self._early = None  # (key, EngineJob): the engine's search started while the findings are read
         self._pendingAction = None  # what to do once the engine is ready
         self._recorder = None
         self._findings = None  # the engine's findings dict of self._reviewedText
