@@ -293,8 +293,9 @@ class EngineJob:
             if not isinstance(error, ServerConnectionError) and "No job" not in str(error):
                 self._end(error)
                 return True
+            where = "engine" if self.connection.mode == LOCAL else f"server at {self.connection.url}"
             self._end(ServerConnectionError(connectionLostMessage(
-                "The LoGSAM engine stopped or restarted while the job ran; the job is lost.")))
+                f"The LoGSAM {where} stopped, restarted or cannot be reached while the job ran; the job is lost.")))
             return True
         state = status.get("state")
         shown = (state, status.get("stage"), status.get("fraction"), status.get("message"))

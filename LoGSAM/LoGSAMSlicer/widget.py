@@ -139,8 +139,11 @@ class LoGSAMWidget(DictationSectionMixin, SegmentSectionMixin, ModelsSectionMixi
         import importlib
         import sys
 
-        for name in sorted(n for n in sys.modules if n.startswith("LoGSAMSlicer.")):
-            importlib.reload(sys.modules[name])
+        order = ("common", "parameters", "mrml", "review", "engine", "dependencies", "sampledata", "logic",
+                 "modelsection", "settingsection", "dictationsection", "segmentsection", "selftest", "widget")
+        for name in order:  # a part before the parts that import it
+            if f"LoGSAMSlicer.{name}" in sys.modules:
+                importlib.reload(sys.modules[f"LoGSAMSlicer.{name}"])
         ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
