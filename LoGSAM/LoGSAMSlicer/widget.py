@@ -298,8 +298,8 @@ class LoGSAMWidget(DictationSectionMixin, SegmentSectionMixin, ModelsSectionMixi
 
     def _withEngine(self, action) -> None:
         """Run ``action`` now if the engine is ready, else once it is (start-up shown in the status line)."""
-        if not self._ensureDependencies():
-            return
+        if self.logic.connection.mode == engine.LOCAL and not self._ensureDependencies():
+            return  # the engine process runs on Slicer's packages; a server brings its own
         if self.logic.connection.poll() == engine.READY:
             action()
             return
