@@ -291,8 +291,8 @@ class LoGSAMTest(ScriptedLoadableModuleTest):
                 self.assertLess(time.time(), deadline, "the server did not start")
                 slicer.app.processEvents()
                 time.sleep(0.1)
-            time.sleep(0.2)
-            url = json.load(open(readyFile))["url"]
+            with open(readyFile, encoding="utf-8") as file:  # written atomically once it listens
+                url = json.load(file)["url"]
             logic.connection.useRemote(url, "wrong-token")
             self.assertEqual(logic.connection.connectRemote(), engine.FAILED)
             self.assertIn("401", logic.connection.message)
