@@ -319,7 +319,9 @@ def test_cancel_stops_a_running_job_within_seconds(server, phantom_file):
     high = phantom.volume.ijk_to_ras_matrix() @ np.array([*(np.array(phantom.volume.shape_ijk) - 1), 1.0])
     box_lps = ((-low[0], -low[1], low[2]), (-high[0], -high[1], high[2]))
     job = client.submit_segment(path, box_lps=box_lps, label="glioma", options={"segmenter": "medsam"})
+    deadline = time.monotonic() + 60
     while client.status(job)["stage"] != "segment":
+        assert time.monotonic() < deadline, client.status(job)
         time.sleep(0.05)
     asked = time.monotonic()
     with pytest.raises(Cancelled):
@@ -401,7 +403,9 @@ def test_server_killed_mid_job_the_client_says_so_and_writes_nothing(tiny_models
         "--token", srv.token])))
     cli.start()
     watcher = srv.client()
+    deadline = time.monotonic() + 60
     while watcher.health()["jobs"]["running"] == 0:
+        assert time.monotonic() < deadline and cli.is_alive(), codes
         time.sleep(0.05)
     srv.stop(signal.SIGKILL)
     cli.join(60)
@@ -447,7 +451,8 @@ def test_finished_jobs_and_unused_uploads_expire_after_the_ttl(tmp_path):
         (folder / "data.nii.gz").write_bytes(b"x")
         job = manager.create("segment", {}, {})
         deadline = time.monotonic() + 5
-        while manager.get(job.id) is not None and time.monotonic() < deadline:
+        while (manager.get(job.id) is not None or folder.exists() or job.folder.exists()) \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
         assert job.state == DONE and manager.get(job.id) is None
         assert not job.folder.exists() and not folder.exists()
@@ -474,3 +479,13 @@ def test_volume_check_reads_the_size_from_each_header_and_refuses_a_cut_file(suf
     with pytest.raises(UploadRejected, match="damaged or truncated") as damaged:
         check_volume(cut, suffix, max_bytes=pixels)
     assert damaged.value.status == 400
+
+
+def test_a_local_engine_stops_cleanly_when_its_parent_process_ends(tiny_models_dir, tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    srv = start_server(tmp_path / "srv", tiny_models_dir, "--parent-pid", str(parent.pid))
+    assert srv.client().health()["status"] == "ok"
+    parent.kill()
+    parent.wait()
+    assert srv.process.wait(30) == 0
+    assert list(srv.work_dir.iterdir()) == [] and not srv.ready.exists()

@@ -9,6 +9,8 @@ import json
 import os
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 from ..errors import LoGSAMError
@@ -31,6 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument("--print-token", action="store_true", help="print the token (creating it if needed) and exit")
     parser.add_argument("--ready-file", type=Path, default=None,
                         help="once listening, write JSON {url, port, pid, api_version, version} here (atomically)")
+    parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
+                        help="stop (cleanly) when process PID has ended, e.g. the Slicer that started this engine")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="jobs run at once (default 1); each worker loads its own copy of the models")
     parser.add_argument("--device", default=None, help="device for every job: auto (default), cpu, cuda, cuda:N, mps")
@@ -124,9 +128,13 @@ def _serve(args: argparse.Namespace, token: str, tls: bool) -> int:
                 write_text_atomic(ready, json.dumps({"url": url, "port": port, "pid": os.getpid(),
                                                      "api_version": API_VERSION, "version": __version__}))
 
+    server = _Server(config)
+    if args.parent_pid is not None:
+        threading.Thread(target=_stop_with_parent, args=(server, args.parent_pid), daemon=True,
+                         name="logsam-parent-watch").start()
     print(f"logsam serve: listening on {url} (API {API_VERSION}); stop with Ctrl+C.", file=sys.stderr, flush=True)
     try:
-        _Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
         if ready is not None:
@@ -139,6 +147,19 @@ def _serve(args: argparse.Namespace, token: str, tls: bool) -> int:
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+def _stop_with_parent(server, pid: int, interval_s: float = 1.0) -> None:
+    """Ask the server to stop once ``pid`` has ended (its owner crashed or quit without stopping it)."""
+    while not server.should_exit:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            server.should_exit = True
+            return
+        except PermissionError:
+            pass  # alive, owned by someone else
+        time.sleep(interval_s)
 
 
 def _is_the_process() -> bool:

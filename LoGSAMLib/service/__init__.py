@@ -1,6 +1,7 @@
 """The engine behind HTTP: ``logsam serve`` (server) and :mod:`.client` (a torch-free client).
 
-- ``app.py``: ``create_app(settings) -> FastAPI``, the versioned routes (``/v1/...``).
+- ``app.py``: ``create_app(settings) -> FastAPI``, the versioned routes (``/v1/...``); ``app.state.service``
+  (:class:`~.app.EngineService`) holds the job queue: started by the lifespan (or on first use), ``stop()``.
 - ``settings.py``: :class:`ServeSettings`, everything a server is started with.
 - ``jobs.py``: the job queue (workers, stage and progress, cancel, per-job 0700 folders, TTL).
 - ``engine.py``: what a job runs (the same :class:`~LoGSAMLib.pipeline.Pipeline` as the CLI), models kept warm.

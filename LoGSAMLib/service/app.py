@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -122,27 +123,60 @@ def _error(status: int, message: str, error_type: str = "ServerError") -> JSONRe
     return JSONResponse(status_code=status, content={"detail": message, "error_type": error_type})
 
 
+class EngineService:
+    """The job queue and its folder for one app: started with the app's lifespan, or on first use where the
+    host runs no lifespan; :meth:`stop` cancels the jobs and deletes every job folder."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self._manager: JobManager | None = None
+        self._root: Path | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def manager(self) -> JobManager:
+        with self._lock:
+            if self._stopped:
+                raise HTTPException(status_code=503, detail="The LoGSAM server is stopping; try again once it runs.")
+            if self._manager is None:
+                settings = self.settings
+                parent = Path(settings.work_dir) if settings.work_dir else Path(tempfile.gettempdir())
+                parent.mkdir(parents=True, exist_ok=True)
+                self._root = private_folder(parent, "logsam-serve-")
+                searches = DetectionCache()  # shared by the workers: an early search serves whichever runs the job
+                self._manager = JobManager(
+                    self._root, lambda job, models: execute(job, models, settings.device, settings.precision),
+                    lambda: WorkerModels(searches), concurrency=settings.concurrency, ttl_s=settings.job_ttl_s,
+                    sweep_interval_s=settings.sweep_interval_s)
+            return self._manager
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            manager, root, self._manager, self._root = self._manager, self._root, None, None
+        if manager is not None:
+            manager.shutdown()
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def create_app(settings: ServeSettings) -> FastAPI:
-    """The app for ``settings``; the job queue starts with the app (lifespan) and is torn down with it."""
+    """The app for ``settings``. Its :class:`EngineService` (``app.state.service``) starts with the app's
+    lifespan and stops with it, deleting every job folder."""
+    service = EngineService(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        parent = Path(settings.work_dir) if settings.work_dir else Path(tempfile.gettempdir())
-        parent.mkdir(parents=True, exist_ok=True)
-        root = private_folder(parent, "logsam-serve-")
-        searches = DetectionCache()  # shared by the workers: an early search serves whichever runs the job
-        app.state.manager = JobManager(
-            root, lambda job, models: execute(job, models, settings.device, settings.precision),
-            lambda: WorkerModels(searches),
-            concurrency=settings.concurrency, ttl_s=settings.job_ttl_s, sweep_interval_s=settings.sweep_interval_s)
+        service.manager  # noqa: B018 - start the workers now, not on the first request
         try:
             yield
         finally:
-            await run_in_threadpool(app.state.manager.shutdown)
-            shutil.rmtree(root, ignore_errors=True)
+            await run_in_threadpool(service.stop)
 
     app = FastAPI(title="LoGSAM engine", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)  # no unauthenticated API listing
+    app.state.service = service
     app.add_middleware(_VersionCheck)
 
     def require_token(authorization: str | None = Header(None)) -> None:
@@ -152,7 +186,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                                        "--print-token` on the server) with --token or LOGSAM_TOKEN.")
 
     def manager() -> JobManager:
-        return app.state.manager
+        return service.manager
 
     @app.exception_handler(LoGSAMError)
     async def _logsam_error(request: Request, error: LoGSAMError) -> JSONResponse:
