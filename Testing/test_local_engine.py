@@ -112,3 +112,33 @@ def test_a_missing_interpreter_fails_at_once(tmp_path):
     engine = LocalEngine(str(tmp_path / "no-such-python"))
     engine.start()
     assert engine.state == FAILED and "could not be started" in engine.message
+
+
+def test_the_engine_ends_when_its_parent_dies(tiny_home, tmp_path):
+    """A parent that dies without stop(): the engine exits by itself (on Linux the kernel's
+    parent-death signal, elsewhere `serve --parent-pid`)."""
+    import json
+    import subprocess
+
+    script = (
+        "import json, sys, time\n"
+        "from LoGSAMLib.service.local_engine import LocalEngine\n"
+        "engine = LocalEngine(sys.executable, python_path=[sys.argv[1]])\n"
+        "address = engine.wait_ready(60)\n"
+        "print(json.dumps({'pid': address.pid}), flush=True)\n"
+        "import os; os._exit(0)  # no stop(), no atexit: as if Slicer crashed\n")
+    parent = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=90,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"))
+    pid = json.loads(parent.stdout.strip().splitlines()[-1])["pid"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            status = Path(f"/proc/{pid}/status")
+            if status.is_file() and "\nState:\tZ" in status.read_text():
+                return  # exited; only its process-table entry waits for a reaper
+        except (ProcessLookupError, FileNotFoundError):
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("the engine outlived its parent")

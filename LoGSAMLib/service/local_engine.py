@@ -14,8 +14,9 @@ over HTTP like to any remote server.
   once, a health request with a short timeout): the module calls it from a ``QTimer``. It reports
   start-up through ``on_status(state, message)``, and restarts the engine when it died
   (at most ``max_restarts`` times in ``restart_window`` seconds, then it gives up and says why);
-- :meth:`LocalEngine.stop` sends SIGTERM, waits, then kills; it also runs at interpreter exit,
-  and on Linux the child gets SIGTERM from the kernel if its parent dies first.
+- :meth:`LocalEngine.stop` sends SIGTERM, waits, then kills; it also runs at interpreter exit.
+  If Slicer dies without stopping it, the engine ends by itself (``serve --parent-pid``; on Linux
+  the kernel also sends it SIGTERM).
 
 Standard library only (the module imports it in Slicer's own interpreter).
 """
@@ -153,8 +154,10 @@ class LocalEngine:
         descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
             file.write(secrets.token_urlsafe(32))
+        # --parent-pid: the engine also ends by itself if this process dies without stopping it.
         command = [self.python, "-m", "LoGSAMLib.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-                   "--token-file", str(token_file), "--ready-file", str(ready_file), *self.serve_args]
+                   "--token-file", str(token_file), "--ready-file", str(ready_file),
+                   "--parent-pid", str(os.getpid()), *self.serve_args]
         env = dict(os.environ if self.env is None else self.env)
         if self.python_path:
             env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
