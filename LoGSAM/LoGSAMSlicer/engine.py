@@ -431,10 +431,7 @@ def submitTranscription(audio, language=None, options=None):
                 from LoGSAMLib.audio import write_wav
 
                 path = str(write_wav(os.path.join(folder, "dictation.wav"), audio))
-            upload = client.upload(path, "audio", progress)
-            # The client waits for transcriptions itself; the panel must not, so it queues the job here.
-            job = client._call("POST", "/v1/transcribe", {"audio": upload, "language": language, "options": options})
-            return job["job_id"]
+            return client.submit_transcribe(path, language, options=options, progress=progress)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 

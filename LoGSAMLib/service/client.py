@@ -140,11 +140,18 @@ class EngineClient:
     def transcribe(self, audio_path: str | os.PathLike, language: str | None = None, *,
                    options: dict[str, Any] | None = None, progress: Progress | None = None,
                    cancel: Any = None) -> dict[str, Any]:
-        """Upload, transcribe and return the transcript dict (``text``, ``language``, ``translation``, ...)."""
+        """Upload, transcribe and return the transcript dict (``text``, ``language``, ``translation``,
+        ``cross_check``, ...)."""
+        job_id = self.submit_transcribe(audio_path, language, options=options, progress=progress)
+        self.wait(job_id, progress, cancel)
+        return self.fetch(job_id, [], None)
+
+    def submit_transcribe(self, audio_path: str | os.PathLike, language: str | None = None, *,
+                          options: dict[str, Any] | None = None, progress: Progress | None = None) -> str:
+        """Upload the audio and queue its transcription; returns the job id (for a caller that polls)."""
         audio = self.upload(audio_path, "audio", progress)
-        job = self._call("POST", "/v1/transcribe", {"audio": audio, "language": language, "options": options})
-        self.wait(job["job_id"], progress, cancel)
-        return self.fetch(job["job_id"], [], None)
+        body = {"audio": audio, "language": language, "options": options}
+        return self._call("POST", "/v1/transcribe", body)["job_id"]
 
     def submit_run(self, volume_path: str | os.PathLike, *, text: str | None = None,
                    audio_path: str | os.PathLike | None = None, options: dict[str, Any] | None = None,
