@@ -85,3 +85,9 @@ def test_non_utf8_file_is_an_error(tmp_path, capsys):
     path.write_bytes("Meningeom \xfcber der Konvexit\xe4t".encode("latin-1"))
     assert main(["extract", "--file", str(path)]) == 2
     assert "UTF-8" in capsys.readouterr().err
+
+
+def test_negated_classes_say_why(capsys):
+    assert main(["extract", "Kein Hinweis auf ein Meningeom. Mother had a glioma."]) == 0
+    out = capsys.readouterr().out
+    assert "Negated: meningioma (negation: 'Kein Hinweis auf' (before)), glioma (family: 'Mother' (before))" in out

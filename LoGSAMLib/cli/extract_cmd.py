@@ -73,6 +73,12 @@ def _describe(summary: dict) -> str:
     return f" ({'; '.join(details)})" if details else ""
 
 
+def _why(findings, label: str) -> str:
+    """The first cue that denied ``label``: " (negation: 'kein' (before))"."""
+    cues = [cue for f in findings.findings if f.label == label and f.negated for cue in f.cues]
+    return f" ({cues[0]})" if cues else ""
+
+
 def _human(findings, summaries: dict[str, dict]) -> list[str]:
     lines = [f"Warning: {w}" for w in findings.warnings]
     if findings.affirmed:
@@ -81,7 +87,7 @@ def _human(findings, summaries: dict[str, dict]) -> list[str]:
         lines.append("No supported tumor class found" +
                      (f"; mentioned: {', '.join(findings.unsupported)}" if findings.unsupported else "."))
     if findings.negated:
-        lines.append("Negated: " + ", ".join(findings.negated))
+        lines.append("Negated: " + ", ".join(c + _why(findings, c) for c in findings.negated))
     if findings.affirmed:
         lines.append(f"Prompt: {findings.prompt}")
         if findings.unsupported:

@@ -136,6 +136,8 @@ class ScopedNegex(Negex):
                 # over "no further").
                 cover = next(((ps, pe) for ps, pe in pseudo if ps <= start < pe and pe >= end), None)
                 kinds[kind].append((start, end, cover))
+        for kind in ("Preceding", "Following"):  # the longest trigger first: the cue quotes "kein Hinweis auf"
+            kinds[kind].sort(key=lambda t: (t[0], t[0] - t[1]))
         triggers = kinds["Preceding"] + kinds["Following"]
         # A clause break inside a pseudo-negation or inside a trigger does not cut the scope, nor does the
         # noun a denial quantifies ("no imaging findings suggestive of a glioma": "findings" opens no clause).
