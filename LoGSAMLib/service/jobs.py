@@ -41,8 +41,8 @@ def server_folder(parent: Path) -> Path:
     """This server's 0700 folder under ``parent``, named with its process id; folders left there by servers
     that were killed (no clean stop) are deleted first, so uploads never outlive a crash for long."""
     for folder in parent.glob(f"{SERVER_PREFIX}*"):
-        pid = folder.name[len(SERVER_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and folder.is_dir() and folder.stat().st_uid == os.getuid() and not _alive(int(pid)):
+        pid, sep, _ = folder.name[len(SERVER_PREFIX):].partition("-")  # "<pid>-<random>"
+        if sep and pid.isdigit() and folder.is_dir() and folder.stat().st_uid == os.getuid() and not _alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
     return private_folder(parent, f"{SERVER_PREFIX}{os.getpid()}-")
 
