@@ -53,6 +53,7 @@ def start_server(folder: Path, home: Path, *extra: str) -> Server:
     folder.mkdir(parents=True, exist_ok=True)
     work, ready, token_file = folder / "work", folder / "ready.json", folder / "token"
     work.mkdir(exist_ok=True)
+    ready.unlink(missing_ok=True)  # a killed server's
     env = {**os.environ, "LOGSAM_HOME": str(home), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     log = folder / "server.log"
@@ -413,6 +414,13 @@ def test_server_killed_mid_job_the_client_says_so_and_writes_nothing(tiny_models
     err = capsys.readouterr().err
     assert "Lost the LoGSAM server" in err and "nothing was written" in err
     assert list(outputs.iterdir()) == []
+    # The killed server left its upload behind; the next server on that folder deletes it on start.
+    assert _leftovers(srv, wait_s=0)
+    again = start_server(tmp_path / "srv", tiny_models_dir)
+    try:
+        assert _leftovers(again, wait_s=0) == []
+    finally:
+        again.stop()
 
 
 def test_sigterm_stops_the_server_cleanly_and_deletes_job_folders(tiny_models_dir, phantom_file, tmp_path):

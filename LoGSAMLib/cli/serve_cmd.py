@@ -128,6 +128,9 @@ def _serve(args: argparse.Namespace, token: str, tls: bool) -> int:
         ssl_certfile=str(args.certfile) if tls else None, ssl_keyfile=str(args.keyfile) if tls else None,
         timeout_graceful_shutdown=5, access_log=False)
     ready = args.ready_file
+    if ready is not None:
+        with contextlib.suppress(FileNotFoundError):
+            ready.unlink()  # left by a killed engine: it must not be taken for this one
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:

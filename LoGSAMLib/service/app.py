@@ -28,7 +28,7 @@ from ..errors import LoGSAMError
 from . import API_HEADER, API_VERSION, VERSION_HEADER
 from .auth import token_matches
 from .engine import WorkerModels, execute, write_bundle
-from .jobs import DONE, FINISHED, JobManager, private_folder
+from .jobs import DONE, FINISHED, JobManager, private_folder, server_folder
 from .limits import AUDIO_SUFFIXES, VOLUME_SUFFIXES, UploadRejected, check_volume, size_text
 from .settings import ServeSettings
 
@@ -147,7 +147,7 @@ class EngineService:
                 settings = self.settings
                 parent = Path(settings.work_dir) if settings.work_dir else Path(tempfile.gettempdir())
                 parent.mkdir(parents=True, exist_ok=True)
-                self._root = private_folder(parent, "logsam-serve-")
+                self._root = server_folder(parent)
                 searches = DetectionCache()  # shared by the workers: an early search serves whichever runs the job
                 self._manager = JobManager(
                     self._root,

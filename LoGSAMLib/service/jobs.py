@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+SERVER_PREFIX = "logsam-serve-"
 
 
 def private_folder(parent: Path, prefix: str) -> Path:
@@ -34,6 +35,26 @@ def private_folder(parent: Path, prefix: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     os.chmod(folder, 0o700)
     return folder
+
+
+def server_folder(parent: Path) -> Path:
+    """This server's 0700 folder under ``parent``, named with its process id; folders left there by servers
+    that were killed (no clean stop) are deleted first, so uploads never outlive a crash for long."""
+    for folder in parent.glob(f"{SERVER_PREFIX}*"):
+        pid, sep, _ = folder.name[len(SERVER_PREFIX):].partition("-")  # "<pid>-<random>"
+        if sep and pid.isdigit() and folder.is_dir() and folder.stat().st_uid == os.getuid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return private_folder(parent, f"{SERVER_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
