@@ -124,7 +124,8 @@ def _create_temp(target: Path, suffix: str | None) -> Path:
         return tmp
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (owned by anyone): a temporary file or folder it named is still in use."""
     if pid == os.getpid():
         return True
     try:
@@ -145,7 +146,7 @@ def clean_stale_parts(folder: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         match = _PART_RE.match(entry.name)
-        if match and entry.is_file(follow_symlinks=False) and not _pid_alive(int(match.group(1))):
+        if match and entry.is_file(follow_symlinks=False) and not pid_alive(int(match.group(1))):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))

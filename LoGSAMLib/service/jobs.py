@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import pid_alive
 from ..errors import Cancelled, LoGSAMError
 from ..progress import CancelToken
 
@@ -42,19 +43,10 @@ def server_folder(parent: Path) -> Path:
     that were killed (no clean stop) are deleted first, so uploads never outlive a crash for long."""
     for folder in parent.glob(f"{SERVER_PREFIX}*"):
         pid, sep, _ = folder.name[len(SERVER_PREFIX):].partition("-")  # "<pid>-<random>"
-        if sep and pid.isdigit() and folder.is_dir() and folder.stat().st_uid == os.getuid() and not _alive(int(pid)):
+        mine = folder.is_dir() and folder.stat().st_uid == os.getuid()
+        if sep and pid.isdigit() and mine and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
     return private_folder(parent, f"{SERVER_PREFIX}{os.getpid()}-")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
