@@ -48,7 +48,8 @@ HEAVY = {"torch", "torchvision", "transformers", "whisper", "faster_whisper", "s
 # Engine modules Slicer's interpreter may import: values, files, the client. Never the method itself.
 ENGINE_MODULES_ALLOWED = {"LoGSAMLib", "LoGSAMLib.slicer_bridge", "LoGSAMLib.errors", "LoGSAMLib.outputs",
                           "LoGSAMLib.types", "LoGSAMLib.volume", "LoGSAMLib.audio", "LoGSAMLib.models",
-                          "LoGSAMLib.service", "LoGSAMLib.service.client", "LoGSAMLib.service.local_engine"}
+                          "LoGSAMLib.service", "LoGSAMLib.service.client", "LoGSAMLib.service.local_engine",
+                          "LoGSAMLib.dicom_seg"}  # a file writer (highdicom), like outputs
 
 
 def _module_files() -> list[Path]:
@@ -672,3 +673,46 @@ def test_engine_api_the_module_calls():
     for name in ("LoGSAMError", "InputError", "ModelMissingError", "Cancelled", "ServerError",
                  "ServerConnectionError"):
         assert issubclass(getattr(errors, name), Exception)
+
+
+def test_dicom_seg_export_route(logsam, monkeypatch, tmp_path):
+    """Export as .dcm: the source files come from Slicer's DICOM database through the node's instance
+    UIDs, the engine's writer references them, and the file is added to the database."""
+    import highdicom as hd
+
+    from LoGSAMLib.errors import InputError
+    from LoGSAMLib.testing.dicom_series import write_mr_series
+    from LoGSAMLib.types import Segmentation, Volume
+    from LoGSAMLib.volume import read_volume
+
+    image = np.arange(4 * 12 * 10, dtype=np.float32).reshape(4, 12, 10)
+    files = write_mr_series(Volume(image, (0.9, 0.9, 3.0), (0, 0, 0), np.eye(3)), tmp_path / "series")
+    volume = read_volume(tmp_path / "series")
+    labels = np.zeros(volume.array.shape, np.uint8)
+    labels[1:3, 3:7, 2:6] = 1
+    monkeypatch.setattr(logsam.mrml, "segmentationFromNode",
+                        lambda segmentationNode, volumeNode: Segmentation(volume.with_array(labels), {1: "glioma"}))
+    by_uid = {str(hd.imread(str(f)).SOPInstanceUID): str(f) for f in files}
+    inserted = []
+    database = types.SimpleNamespace(fileForInstance=lambda uid: by_uid.get(uid, ""), insert=inserted.append)
+    monkeypatch.setattr(logsam.mrml.slicer, "dicomDatabase", database, raising=False)
+
+    class Node:
+        def __init__(self, uids):
+            self.uids = uids
+
+        def GetAttribute(self, name):
+            return self.uids if name == "DICOM.instanceUIDs" else None
+
+    out = tmp_path / "seg.dcm"
+    with pytest.raises(InputError, match="DICOM SEG needs the source DICOM series"):
+        logsam.mrml.export(None, Node(None), str(out))  # a volume not loaded from the DICOM database
+    with pytest.raises(InputError, match="DICOM SEG needs"):
+        logsam.mrml.export(None, Node(" ".join([*by_uid, "1.2.3.missing"])), str(out))  # a file is gone
+    assert not out.exists()
+    written = logsam.mrml.export(None, Node(" ".join(by_uid)), str(out), {"segmenter": {"id": "litemedsam"}})
+    assert written == str(out) and inserted == [str(out)]
+    seg = hd.seg.segread(str(out))
+    assert {str(r.ReferencedSOPInstanceUID) for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence} \
+        == set(by_uid)
+    assert seg.SegmentSequence[0].SegmentLabel == "Glioma"

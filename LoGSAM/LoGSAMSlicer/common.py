@@ -21,7 +21,7 @@ SUPPORTED_CLASSES = ("glioma", "meningioma", "pituitary")
 WHISPER_MODELS = ("auto", "whisper-large-v3", "whisper-large-v3-turbo", "whisper-medium", "whisper-small",
                   "whisper-base", "whisper-tiny")
 LANGUAGES = ("auto", "en", "de", "fr", "es", "it", "nl", "pt", "pl", "tr", "zh", "ja", "ar")
-EXPORT_FORMATS = (".nii.gz", ".nii", ".nrrd", ".seg.nrrd")
+EXPORT_FORMATS = (".nii.gz", ".nii", ".nrrd", ".seg.nrrd", ".dcm")  # .dcm: DICOM SEG
 MAX_RECORDING_SECONDS = 300.0
 CLASS_TAG = "LoGSAM.Class"  # segment tag holding the engine's class name (as outputs.py writes it)
 # Models the typed-dictation path (detect + segment) needs; Whisper is only needed for audio.

@@ -245,12 +245,45 @@ def segmentationFromNode(segmentationNode, volumeNode):
     return Segmentation(volume, classes)
 
 
-def export(segmentationNode, volumeNode, path: str) -> str:
+def dicomSourceFiles(volumeNode) -> list:
+    """The files of the DICOM series a volume was loaded from (Slicer's DICOM module records their
+    instance UIDs on the node), or [] when it was not loaded from the DICOM database or a file is gone."""
+    uids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split()
+    database = getattr(slicer, "dicomDatabase", None)
+    if not uids or database is None:
+        return []
+    files = [database.fileForInstance(uid) for uid in uids]
+    return files if all(files) else []
+
+
+def exportDicomSeg(segmentationNode, volumeNode, path: str, models: dict | None = None) -> str:
+    """A DICOM SEG of the segmentation, referencing the series the volume was loaded from, added to
+    Slicer's DICOM database. The engine's writer (highdicom) is used, as by ``logsam run -o x.dcm``:
+    the same codes, algorithm identification (``models``: the report's entry) and geometry check."""
+    from LoGSAMLib.dicom_seg import write_dicom_seg
+    from LoGSAMLib.errors import InputError
+
+    files = dicomSourceFiles(volumeNode)
+    if not files:
+        raise InputError(_("DICOM SEG needs the source DICOM series: load the volume from the DICOM "
+                           "database, or export .nii.gz or .seg.nrrd instead."))
+    written = str(write_dicom_seg(segmentationFromNode(segmentationNode, volumeNode), files, path, models=models))
+    try:
+        slicer.dicomDatabase.insert(written)
+    except Exception:  # the file is written; only the database listing failed
+        logging.warning("LoGSAM: %s was written but could not be added to the DICOM database.", written)
+    return written
+
+
+def export(segmentationNode, volumeNode, path: str, models: dict | None = None) -> str:
     """Write the segmentation by file extension, in the input volume's geometry:
-    ``.nii.gz`` / ``.nii`` / ``.nrrd`` label map or ``.seg.nrrd`` Slicer segmentation.
+    ``.nii.gz`` / ``.nii`` / ``.nrrd`` label map, ``.seg.nrrd`` Slicer segmentation, or ``.dcm``
+    DICOM SEG (volumes from the DICOM database; see :func:`exportDicomSeg`).
 
     The engine's writer is used (the same files as the ``logsam`` command, written atomically).
     """
+    if path.lower().endswith(".dcm"):
+        return exportDicomSeg(segmentationNode, volumeNode, path, models)
     segmentation = segmentationFromNode(segmentationNode, volumeNode)
     try:
         from LoGSAMLib.outputs import write_segmentation

@@ -495,7 +495,8 @@ class LoGSAMWidget(DictationSectionMixin, SegmentSectionMixin, ModelsSectionMixi
         # Export needs no model packages: SimpleITK ships with Slicer, and .seg.nrrd falls back to Slicer's writer.
         try:
             with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
-                written = self.logic.export(p.outputSegmentation, p.inputVolume, path)
+                models = (self._report or {}).get("models")
+                written = self.logic.export(p.outputSegmentation, p.inputVolume, path, models)
                 self.ui.stageLabel.text = _("Saved {path}").format(path=written)
         except Exception:  # shown by tryWithErrorDisplay
             logging.debug("LoGSAM: export failed", exc_info=True)
