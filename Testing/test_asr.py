@@ -300,16 +300,18 @@ def test_temperature_fallback_runs_on_improbable_output(tiny_home, english):
 def test_turbo_cannot_translate(tmp_path, monkeypatch, german):
     import torch
 
+    from LoGSAMLib import models
     from LoGSAMLib.testing import tiny_whisper
 
-    folder = tmp_path / "whisper-large-v3-turbo"
-    folder.mkdir()
     model = tiny_whisper.random_model(tiny_whisper.tiny_dims(128, 51866), seed=5)
-    torch.save(tiny_whisper.checkpoint(model), folder / "large-v3-turbo.pt")
+    torch.save(tiny_whisper.checkpoint(model), tmp_path / "large-v3-turbo.pt")
+    home = tmp_path / "home"
+    home.mkdir()
     entry = {"stage": "asr", "title": "tiny turbo", "files": [{"name": "large-v3-turbo.pt"}],
              "config": {"backend": "openai-whisper", "whisper_name": "large-v3-turbo"}}
-    (tmp_path / "registry.json").write_text(json.dumps({"whisper-large-v3-turbo": entry}))
-    monkeypatch.setenv("LOGSAM_HOME", str(tmp_path))
+    (home / "registry.json").write_text(json.dumps({"whisper-large-v3-turbo": entry}))
+    monkeypatch.setenv("LOGSAM_HOME", str(home))
+    models.import_file("whisper-large-v3-turbo", tmp_path / "large-v3-turbo.pt")  # a file is trusted once imported
     transcriber = load_transcriber("whisper-large-v3-turbo", device="cpu", backend="openai", settings=FAST)
     assert not transcriber.can_translate
     with pytest.raises(LoGSAMError, match="cannot translate"):

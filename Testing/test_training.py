@@ -286,16 +286,17 @@ def test_matching_and_loss_prefer_the_right_query():
 
 def _register_as_default_adapter(home: Path, pth: Path, new_home: Path, monkeypatch) -> None:
     """A model cache whose registry override makes ``pth`` the default adapter, logsam-lora-dino."""
+    from LoGSAMLib import models
+
     new_home.mkdir()
     for model_id in ("groundingdino-swint-ogc", "bert-base-uncased"):
-        (new_home / model_id).symlink_to(home / model_id)
-    (new_home / "logsam-lora-dino").mkdir()
-    shutil.copy(pth, new_home / "logsam-lora-dino" / "brisc_lora.pth")
+        shutil.copytree(home / model_id, new_home / model_id)  # a model folder linked outside the cache is refused
     registry = json.loads((home / "registry.json").read_text())
     registry["logsam-lora-dino"] = {"stage": "lora", "title": "own adapter", "files": [{"name": "brisc_lora.pth"}],
                                     "config": {"base_model": "groundingdino-swint-ogc"}}
     (new_home / "registry.json").write_text(json.dumps(registry))
     monkeypatch.setenv("LOGSAM_HOME", str(new_home))
+    models.import_file("logsam-lora-dino", pth, name="brisc_lora.pth")  # the README's route for an own adapter
 
 
 @pytest.mark.slow  # ~20 s of CPU: 50 optimiser steps and four adapter loads

@@ -151,7 +151,7 @@ class EngineClient:
         """Upload the audio and queue its transcription; returns the job id (for a caller that polls)."""
         audio = self.upload(audio_path, "audio", progress)
         body = {"audio": audio, "language": language, "options": options}
-        return self._call("POST", "/v1/transcribe", body)["job_id"]
+        return self._queue("/v1/transcribe", body)
 
     def submit_run(self, volume_path: str | os.PathLike, *, text: str | None = None,
                    audio_path: str | os.PathLike | None = None, options: dict[str, Any] | None = None,
@@ -162,7 +162,7 @@ class EngineClient:
         volume = self.upload(volume_path, "volume", progress)
         audio = self.upload(audio_path, "audio", progress) if audio_path is not None else None
         body = {"volume": volume, "audio": audio, "text": text, "options": options}
-        return self._call("POST", "/v1/run", body)["job_id"]
+        return self._queue("/v1/run", body)
 
     def submit_segment(self, volume_path: str | os.PathLike, *, classes: Sequence[str] | None = None,
                        box_lps: Sequence[Sequence[float]] | None = None, label: str | None = None,
@@ -174,7 +174,7 @@ class EngineClient:
         body = {"volume": volume, "classes": list(classes) if classes else None,
                 "box_lps": [list(map(float, p)) for p in box_lps] if box_lps is not None else None,
                 "label": label, "options": options}
-        return self._call("POST", "/v1/segment", body)["job_id"]
+        return self._queue("/v1/segment", body)
 
     def submit_detect(self, volume_path: str | os.PathLike, *, text: str | None = None,
                       classes: Sequence[str] | None = None, options: dict[str, Any] | None = None,
@@ -186,7 +186,7 @@ class EngineClient:
             raise InputError("Give either text or classes.")
         volume = self.upload(volume_path, "volume", progress)
         body = {"volume": volume, "text": text, "classes": list(classes) if classes else None, "options": options}
-        return self._call("POST", "/v1/detect", body)["job_id"]
+        return self._queue("/v1/detect", body)
 
     def status(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/jobs/{_quote(job_id)}")
@@ -223,6 +223,13 @@ class EngineClient:
             raise _error_class(status.get("error_type"))(status.get("error") or "The job failed on the server.")
         return status
 
+    def _queue(self, path: str, body: dict[str, Any]) -> str:
+        """Queue a job on uploaded files; a server lost before it answered has lost the job too."""
+        try:
+            return self._call("POST", path, body)["job_id"]
+        except ServerConnectionError as error:
+            raise _lost(self.url, "the job was queued", error) from None
+
     def _poll(self, job_id: str, attempts: int = 3, pause_s: float = 0.5) -> dict[str, Any]:
         """The job's status; a dropped connection is retried a few times before the server counts as gone."""
         for attempt in range(attempts):
@@ -232,9 +239,7 @@ class EngineClient:
                 if attempt + 1 < attempts:
                     time.sleep(pause_s)
                     continue
-                raise ServerConnectionError(
-                    f"Lost the LoGSAM server at {self.url} while the job ran ({error.__cause__ or error}): it "
-                    "stopped or restarted, the job is lost and nothing was written. Start it and try again.") from None
+                raise _lost(self.url, "the job ran", error) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def fetch(self, job_id: str, outputs: Sequence[str | os.PathLike], report: str | os.PathLike | None,
@@ -415,3 +420,8 @@ def _place_all(files: list[tuple[Path, Path]]) -> None:
                 tmp.unlink()
         raise
 
+
+def _lost(url: str, when: str, error: ServerConnectionError) -> ServerConnectionError:
+    return ServerConnectionError(
+        f"Lost the LoGSAM server at {url} while {when} ({error.__cause__ or error}): it stopped or restarted, "
+        "the job is lost and nothing was written. Start it and try again.")
