@@ -32,6 +32,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     group.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default=None,
                        help="default: fp16 on CUDA, fp32 on CPU")
+    group.add_argument("--runtime", choices=("auto", "torch", "onnxruntime", "openvino"), default="auto",
+                       help="CPU inference runtime for the detector and the image encoder (default auto: the "
+                            "faster measured runtime on a CPU, converted once per model and slice size and "
+                            "cached; PyTorch on a GPU). Outputs equal PyTorch's.")
     group.add_argument("--adapter", default="logsam-lora-dino",
                        help="LoRA adapter: registry id, .pth file, PEFT folder, or 'none' for the base detector")
     group.add_argument("--box-threshold", type=float, default=None)
@@ -59,6 +63,7 @@ def pipeline_options(args: argparse.Namespace, **extra: Any):
     adapter = None if str(args.adapter).lower() == "none" else args.adapter
     return PipelineOptions(
         segmenter=args.segmenter, plane=args.plane, device=args.device, precision=args.precision,
+        runtime=args.runtime,
         adapter=adapter, box_threshold=args.box_threshold, text_threshold=args.text_threshold,
         search=args.search, coarse_step_mm=args.coarse_step_mm, batch_size=args.batch_size,
         detector_size=args.detector_size, detect_every=args.detect_every,
