@@ -150,14 +150,15 @@ def test_cli_runtime_option_reaches_the_pipeline_and_gives_the_same_segmentation
     from LoGSAMLib.volume import write_volume
 
     phantom = make_phantom([LesionSpec(kind="glioma", radius_mm=12.0, side="left", region="frontal")],
-                           spacing=(6.0, 6.0, 12.0), seed=5)
+                           spacing=(8.0, 8.0, 16.0), seed=5)
     path = tmp_path / "t1.nii.gz"
     write_volume(phantom.volume, path)
     written = {}
     for runtime in ("torch", "auto"):
         out = tmp_path / f"{runtime}.nii.gz"
         assert main(["run", str(path), "--text", "Left frontal glioma.", "--segmenter", "medsam", "--device", "cpu",
-                     "--box-threshold", "0.2", "--runtime", runtime, "-o", str(out)]) == 0
+                     "--box-threshold", "0.2", "--detector-size", "256", "--runtime", runtime,
+                     "-o", str(out)]) == 0
         written[runtime] = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
     assert written["torch"].any()  # the tiny detector's random boxes were segmented
     assert np.array_equal(written["torch"], written["auto"])

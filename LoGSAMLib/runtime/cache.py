@@ -54,10 +54,14 @@ def write_graph(folder: Path, filename: str, key: str, meta: dict[str, Any], exp
     try:
         export(work / filename)
         (work / META).write_text(json.dumps({**meta, "key": key}, indent=1, sort_keys=True), encoding="utf-8")
-        if folder.exists():  # an incomplete or foreign folder (cached_graph refused it)
-            shutil.rmtree(folder, ignore_errors=True)
-        work.rename(folder)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        if cached_graph(folder, filename, key) is None:
+            if folder.exists():  # an incomplete or foreign folder
+                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                work.rename(folder)
+            except OSError:  # another process has just written it
+                if cached_graph(folder, filename, key) is None:
+                    raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # gone after the rename; our copy if another won
     return folder / filename
