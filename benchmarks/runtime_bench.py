@@ -45,17 +45,19 @@ def _timing(d: dict[str, Any]) -> dict[str, Any]:
     return {k: d[k] for k in ("median_s", "min_s", "max_s", "runs_s", "peak_rss_mb") if k in d}
 
 
-def detector_equality(reference: Any, other: Any, image: np.ndarray) -> dict[str, Any]:
-    probs_ref, boxes_ref, tokens = reference.predict([image], CAPTION)
+def detector_equality(reference: Any, expected: tuple[Any, Any, Any], other: Any, image: np.ndarray) -> dict[str, Any]:
+    """``expected``: ``reference.predict([image], CAPTION)``."""
+    probs_ref, boxes_ref, tokens = expected
     probs, boxes, _ = other.predict([image], CAPTION)
     ref = np.concatenate([probs_ref[0].numpy(), boxes_ref[0].numpy()], axis=1)
     out = np.concatenate([probs[0].numpy(), boxes[0].numpy()], axis=1)
     in_order = np.abs(ref - out).max(axis=1)
     nearest = np.abs(ref[:, None, :] - out[None, :, :]).max(axis=2).min(axis=1)
     kept = {}
-    for name, threshold in (("default", None), ("0.05", 0.05)):
-        a = reference.detect([image], CAPTION, box_threshold=threshold, text_threshold=threshold)[0]
-        b = other.detect([image], CAPTION, box_threshold=threshold, text_threshold=threshold)[0]
+    for name, box_t, text_t in (("default", reference.box_threshold, reference.text_threshold), ("0.05", 0.05, 0.05)):
+        # what detect() returns, from the same outputs
+        a = reference._boxes(probs_ref[0], boxes_ref[0], tokens, image.shape[:2], box_t, text_t)
+        b = reference._boxes(probs[0], boxes[0], tokens, image.shape[:2], box_t, text_t)
         same = len(a) == len(b) and all(
             x.label == y.label and abs(x.score - y.score) <= 1e-3
             and np.abs(x.as_array() - y.as_array()).max() <= 0.5 for x, y in zip(a, b, strict=True))
@@ -105,8 +107,13 @@ def _stage_rows(stage: str, label: str, fns: dict[str, Any], first: dict[str, fl
     return rows
 
 
-def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> list[dict[str, Any]]:
-    """Rows per model: PyTorch eager, then each runtime (ratio against eager, same run)."""
+def run(quick: bool = False, device: str = "cpu", repeats: int = 3, cache: str | None = None) -> list[dict[str, Any]]:
+    """Rows per model: PyTorch eager, then each runtime (ratio against eager, same run).
+
+    ``cache``: keep the converted graphs in this folder (a rerun then skips the conversions:
+    the random weights are seeded, so the same key means the same weights); default: a
+    temporary folder, removed at the end.
+    """
     if device != "cpu":
         return [row("runtime", "CPU runtimes", status="skipped",
                     note="on a GPU the models stay on PyTorch (LoGSAMLib.runtime.choose_runtime)")]
@@ -116,8 +123,9 @@ def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> list[dict
 
     from .pipeline_bench import build_detector, build_litemedsam, build_medsam
 
-    root = Path(tempfile.mkdtemp(prefix="logsam-bench-runtime-"))
+    root = Path(cache) if cache else Path(tempfile.mkdtemp(prefix="logsam-bench-runtime-"))
     image = _slice()
+    weights = "tiny" if quick else "random"  # also in the cache keys: tiny and real graphs never mix
     rows: list[dict[str, Any]] = []
     try:
         detector = build_detector(quick, "cpu")
@@ -127,16 +135,18 @@ def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> list[dict
         variants = {"torch": detector}
         for runtime in RUNTIMES:
             other = copy.copy(detector)
-            other.run_model = RuntimeDetector(detector.model, runtime, "bench-random-seed0", root=root)
+            other.run_model = RuntimeDetector(detector.model, runtime, f"bench-{weights}-seed0", root=root)
             variants[runtime] = other
         log("runtime: converting Grounding DINO (real size: minutes)")
         first = {name: _first_call(lambda d=d: d.detect([image], CAPTION)) for name, d in variants.items()
                  if name != "torch"}
-        equal = {name: detector_equality(detector, d, image) for name, d in variants.items() if name != "torch"}
+        expected = detector.predict([image], CAPTION)
+        equal = {name: detector_equality(detector, expected, d, image) for name, d in variants.items()
+                 if name != "torch"}
         fns = {name: (lambda d=d: d.detect([image], CAPTION)) for name, d in variants.items()}
         rows += _stage_rows("runtime", "Grounding DINO Swin-T b1", fns, first, equal, repeats,
                             f"{SLICE[0]}x{SLICE[1]} slice at {detector.short_side} px, {torch.get_num_threads()} "
-                            "threads; " + ("tiny model" if quick else RANDOM_WEIGHTS), "tiny" if quick else "random")
+                            "threads; " + ("tiny model" if quick else RANDOM_WEIGHTS), weights)
         del variants, detector, fns
         for label, build, weights in (("LiteMedSAM encoder", build_litemedsam, "real"),
                                       ("MedSAM ViT-B encoder", build_medsam, "random")):
@@ -146,7 +156,7 @@ def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> list[dict
             for runtime in RUNTIMES:
                 other = copy.copy(segmenter)
                 other.encode = RuntimeEncoder(segmenter.model.image_encoder, model, runtime,
-                                              f"bench-{weights}-{label}", root=root)
+                                              f"bench-{'tiny' if quick else weights}-{label}", root=root)
                 variants[runtime] = other
             rgb = np.repeat(image[..., None], 3, axis=2)
             batch = torch.from_numpy(segmenter.preprocess(rgb)[0][None])
@@ -164,7 +174,8 @@ def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> list[dict
                                    else "real weights"), "tiny" if quick else weights)
             del variants, segmenter, fns
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not cache:
+            shutil.rmtree(root, ignore_errors=True)
     return rows
 
 
@@ -178,8 +189,9 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--cache", help="keep the converted graphs here (reruns skip the conversions)")
     args = parser.parse_args()
-    result = run(args.quick, "cpu", args.repeats)
+    result = run(args.quick, "cpu", args.repeats, args.cache)
     print_table(result)
     for r in result:
         print(r["name"], f"{r.get('median_s', 0):.3f} s", f"ratio {r.get('ratio')}", f"first {r.get('first_call_s')}",
