@@ -96,8 +96,9 @@ def test_detector_on_openvino_equals_pytorch_per_query(runtime_home):
     np.testing.assert_allclose(boxes.numpy(), boxes_ref.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("name, runtime", [("litemedsam", AUTO_CHOICE["litemedsam"]), ("medsam", "onnxruntime"),
-                                           ("medsam", "openvino")])
+# LiteMedSAM's OpenVINO graph (its "auto" choice) takes ~30 s to convert: its equality with the same
+# real weights is shown in benchmarks/runtime_bench.py; here it runs on ONNX Runtime (seconds).
+@pytest.mark.parametrize("name, runtime", [("litemedsam", "onnxruntime"), ("medsam", AUTO_CHOICE["medsam"])])
 def test_image_encoder_on_a_runtime_gives_the_same_embeddings_and_masks(runtime_home, name, runtime):
     import torch
 
