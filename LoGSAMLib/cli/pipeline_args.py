@@ -33,9 +33,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default=None,
                        help="default: fp16 on CUDA, fp32 on CPU")
     group.add_argument("--runtime", choices=("auto", "torch", "onnxruntime", "openvino"), default="auto",
-                       help="CPU inference runtime for the detector and the image encoder (default auto: the "
-                            "faster measured runtime on a CPU, converted once per model and slice size and "
-                            "cached; PyTorch on a GPU). Outputs equal PyTorch's.")
+                       help="CPU inference runtime, converted once per model and input size and cached "
+                            "(default auto: OpenVINO for the segmenter's image encoder, PyTorch for the "
+                            "detector; a named runtime runs both; a GPU always runs PyTorch)")
     group.add_argument("--adapter", default="logsam-lora-dino",
                        help="LoRA adapter: registry id, .pth file, PEFT folder, or 'none' for the base detector")
     group.add_argument("--box-threshold", type=float, default=None)
