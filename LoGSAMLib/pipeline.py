@@ -49,6 +49,7 @@ class PipelineOptions:
     plane: str = "axial"
     device: str | None = None
     precision: str | None = None  # "fp32" | "fp16" | "bf16"; None: fp16 on CUDA, fp32 on CPU
+    runtime: str = "auto"  # "auto" | "torch" | "onnxruntime" | "openvino" (CPU only; see LoGSAMLib.runtime)
     box_threshold: float | None = None  # None: the detector's documented default
     text_threshold: float | None = None
     search: str = "coarse"  # "coarse" (coarse-to-fine) | "dense" (every slice)
@@ -90,6 +91,9 @@ class Pipeline:
         if options.detector_size is not None and not 128 <= options.detector_size <= 1333:
             raise InputError(f"Detector size {options.detector_size} px is out of range; use 128-1333 "
                              f"(the detector was trained at {TRAINED_DETECTOR_SIZE}).")
+        from .runtime import check_runtime
+
+        check_runtime(options.runtime)
         if options.detect_every < 1:
             raise InputError(f"detect_every must be 1 or more, not {options.detect_every}.")
 
@@ -160,7 +164,7 @@ class Pipeline:
 
                 self._detector = load_detector(
                     self.options.detector_model, adapter=self.options.adapter,
-                    device=self.options.device, precision=self.options.precision,
+                    device=self.options.device, precision=self.options.precision, runtime=self.options.runtime,
                 )
             return self._detector
 
@@ -170,7 +174,8 @@ class Pipeline:
             from .segmentation import load_segmenter
 
             self._segmenter = load_segmenter(
-                self.segmenter_name, device=self.options.device, precision=self.options.precision
+                self.segmenter_name, device=self.options.device, precision=self.options.precision,
+                runtime=self.options.runtime,
             )
         return self._segmenter
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Stage tests run PyTorch; the CPU runtimes (converted per model and slice size) are tested
+# against it in test_runtime.py, where "auto" is exercised explicitly.
+os.environ.setdefault("LOGSAM_RUNTIME", "torch")
 
 
 @pytest.fixture(scope="session")

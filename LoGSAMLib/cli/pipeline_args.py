@@ -38,6 +38,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     group.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default=None,
                        help="default: fp16 on CUDA, fp32 on CPU")
+    group.add_argument("--runtime", choices=("auto", "torch", "onnxruntime", "openvino"), default="auto",
+                       help="CPU inference runtime, converted once per model and input size and cached "
+                            "(default auto: OpenVINO for the segmenter's image encoder, PyTorch for the "
+                            "detector; a named runtime runs both; a GPU always runs PyTorch)")
     group.add_argument("--adapter", default="logsam-lora-dino",
                        help="LoRA adapter: registry id, .pth file, PEFT folder, or 'none' for the base detector")
     group.add_argument("--box-threshold", type=float, default=None)
@@ -65,6 +69,7 @@ def pipeline_options(args: argparse.Namespace, **extra: Any):
     adapter = None if str(args.adapter).lower() == "none" else args.adapter
     return PipelineOptions(
         segmenter=args.segmenter, plane=args.plane, device=args.device, precision=args.precision,
+        runtime=args.runtime,
         adapter=adapter, box_threshold=args.box_threshold, text_threshold=args.text_threshold,
         search=args.search, coarse_step_mm=args.coarse_step_mm, batch_size=args.batch_size,
         detector_size=args.detector_size, detect_every=args.detect_every,

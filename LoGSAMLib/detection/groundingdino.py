@@ -217,6 +217,7 @@ class GroundingDinoDetector:
         self.short_side, self.max_side = int(short_side), int(max_side)
         self._tokens: OrderedDict[str, CaptionTokens] = OrderedDict()
         self._text = _TextCache.install(model.model.text_backbone)
+        self.run_model: Any = self.model  # the forward call; LoGSAMLib.runtime may swap in a CPU runtime
 
     @property
     def text_encoder_calls(self) -> int:
@@ -253,7 +254,7 @@ class GroundingDinoDetector:
                 n = len(chunk)
                 text = {k: getattr(tokens, k).expand(n, -1).to(self.device)
                         for k in ("input_ids", "attention_mask", "token_type_ids") if getattr(tokens, k) is not None}
-                out = self.model(pixel_values=torch.from_numpy(pixels).to(self.device),
+                out = self.run_model(pixel_values=torch.from_numpy(pixels).to(self.device),
                                  pixel_mask=torch.from_numpy(mask).to(self.device), **text)
                 length = tokens.input_ids.shape[1]
                 probs.append(out.logits[..., :length].float().sigmoid().cpu())
@@ -362,14 +363,15 @@ def load_state_into(model: Any, state: dict[str, Any], shared_head: bool = True)
 def load_detector(model_id: str = "groundingdino-swint-ogc", adapter: str | Path | None = "logsam-lora-dino",
                   device: str | None = None, precision: str | None = None, cache: bool = True,
                   box_threshold: float | None = None, text_threshold: float | None = None,
-                  batch_size: int = 4) -> GroundingDinoDetector:
+                  batch_size: int = 4, runtime: str | None = "torch") -> GroundingDinoDetector:
     """Grounding DINO from the model cache, with a LoRA adapter merged in.
 
     ``adapter``: a registry id (default: the published LoGSAM adapter), a published-layout
     ``.pth``, a PEFT adapter folder, or None for the base model. The converted, merged weights
     are cached (``<cache>/converted/``) keyed by the input hashes, so the next start is fast.
     ``device``: None/"auto", "cpu", "cuda", "mps"; ``precision``: None (fp16 autocast on CUDA,
-    fp32 elsewhere), "fp32", "fp16", "bf16".
+    fp32 elsewhere), "fp32", "fp16", "bf16". ``runtime``: "torch", "auto", "onnxruntime" or
+    "openvino" (see ``LoGSAMLib.runtime``); the converted graph is keyed by the weights cache key.
     """
     from transformers import AutoTokenizer
 
@@ -387,14 +389,11 @@ def load_detector(model_id: str = "groundingdino-swint-ogc", adapter: str | Path
     arch = resolve_architecture(config)
     shared = bool(arch["dec_pred_bbox_embed_share"])
     model = build_model(config, text_dir, init_weights=False)
-    state = None
-    key = ""
-    if cache:
-        key = weights_cache.cache_key(
-            weights_cache.file_digest(base), weights_cache.adapter_digest(adapter_path),
-            {"architecture": arch, "text": text_config_dict(text_dir), "scale": scale},
-        )
-        state = weights_cache.load(key)
+    key = weights_cache.cache_key(
+        weights_cache.file_digest(base), weights_cache.adapter_digest(adapter_path),
+        {"architecture": arch, "text": text_config_dict(text_dir), "scale": scale},
+    )  # a SHA-256 of the checkpoint's and the adapter's SHA-256s
+    state = weights_cache.load(key) if cache else None
     if state is None:
         state = convert_and_merge(base, adapter_path, scale, model.state_dict(), shared)
         if cache and weights_cache.save(key, state) is None:
@@ -404,10 +403,14 @@ def load_detector(model_id: str = "groundingdino-swint-ogc", adapter: str | Path
         tokenizer = AutoTokenizer.from_pretrained(str(text_dir), local_files_only=True)
     except (OSError, ValueError) as error:
         raise CheckpointError(f"Cannot load the tokenizer files in {text_dir}: {error}") from error
-    return GroundingDinoDetector(
+    detector = GroundingDinoDetector(
         model, tokenizer, device=device, precision=precision,
         box_threshold=config.get("box_threshold", DEFAULT_BOX_THRESHOLD) if box_threshold is None else box_threshold,
         text_threshold=config.get("text_threshold", DEFAULT_TEXT_THRESHOLD) if text_threshold is None
         else text_threshold,
         batch_size=batch_size,
     )
+    from ..runtime import use_runtime
+
+    use_runtime("groundingdino", detector, lambda: key, runtime, precision)
+    return detector

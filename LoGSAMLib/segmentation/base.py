@@ -48,11 +48,13 @@ class Segmenter(Protocol):
         ...
 
 
-def load_segmenter(name: str, device: str | None = None, precision: str | None = None) -> Segmenter:
+def load_segmenter(name: str, device: str | None = None, precision: str | None = None,
+                   runtime: str | None = "torch") -> Segmenter:
     """The segmenter ``name`` ("medsam" or "litemedsam") with its weights from the model cache.
 
     ``device``: None/"auto", "cpu", "cuda", "mps"; ``precision``: None (fp16 autocast on
-    CUDA, fp32 elsewhere), "fp32", "fp16" or "bf16".
+    CUDA, fp32 elsewhere), "fp32", "fp16" or "bf16"; ``runtime``: "torch", "auto",
+    "onnxruntime" or "openvino" for the image encoder (see ``LoGSAMLib.runtime``).
     """
     from ..models import get_spec, model_path
 
@@ -66,10 +68,16 @@ def load_segmenter(name: str, device: str | None = None, precision: str | None =
     if key == "medsam":
         from .medsam import MedSAM
 
-        return MedSAM.from_checkpoint(path, config=config, device=device, precision=precision)
-    from .litemedsam import LiteMedSAM
+        segmenter: PromptSegmenter = MedSAM.from_checkpoint(path, config=config, device=device, precision=precision)
+    else:
+        from .litemedsam import LiteMedSAM
 
-    return LiteMedSAM.from_checkpoint(path, config=config, device=device, precision=precision)
+        segmenter = LiteMedSAM.from_checkpoint(path, config=config, device=device, precision=precision)
+    from ..detection.cache import file_digest
+    from ..runtime import use_runtime
+
+    use_runtime(key, segmenter, lambda: file_digest(path), runtime, precision)
+    return segmenter
 
 
 # ------------------------------------------------------------------------ input checks
@@ -129,6 +137,7 @@ class PromptSegmenter:
         self.device = choose_device(device)
         self.dtype = autocast_dtype(self.device, precision)
         self.model = model.to(self.device).eval()
+        self.encode: Any = self.model.image_encoder  # LoGSAMLib.runtime may swap in a CPU runtime
 
     # -- model-specific steps -----------------------------------------------------------
 
@@ -192,7 +201,7 @@ class PromptSegmenter:
             batch = torch.from_numpy(np.stack([p for p, _ in prepared])).to(self.device)
             with torch.inference_mode():
                 with self._autocast():
-                    embeddings = self.model.image_encoder(batch)
+                    embeddings = self.encode(batch)
                     logits = [
                         self._decode(embeddings[row : row + 1], self.scale_boxes(prompts[i], frame))
                         for row, (i, (_, frame)) in enumerate(zip(chunk, prepared, strict=True))
