@@ -42,6 +42,8 @@ FULL_FILL = 1.3  # alternatives reaching this far past their box are not the les
 MIN_PIXELS = 3  # a smaller mask means the lesion has ended
 MIN_INSIDE = 0.5  # the share of a new mask inside the previous one (dilated) below which it jumped
 INTENSITY_JUMP = 0.3  # relative change of the mask's mean intensity that ends the walk
+PROMPT_KEEP = 0.85  # a prompt keeps at least this share of the previous prompt's size (before the ellipsoid's)
+MIN_RADIUS = 0.2  # the ellipsoid prior never shrinks a prompt below this share at the box's last slice
 
 
 def candidate_fn(segmenter: Any) -> Candidates:
@@ -171,13 +173,14 @@ def follow_lesion(
     _keep(out, middle, mask, prompt, guarded)
     reference = _mean(image, mask)
     position = order.index(middle)
+    radius = _ellipsoid(order[0], order[-1])
     for name, step in (("before", -1), ("after", 1)):
-        previous = mask
+        previous, last_prompt, last_slice = mask, prompt, middle
         out.stops[name] = "end of the box"
         for s in order[position + step :: step] if step > 0 else order[position - 1 :: -1]:
             check()
             image = image_of(s)
-            prompt = _clip(rule.pad(bounding_box(previous), width, height), boxes[s])
+            prompt = _clip(_next_prompt(previous, last_prompt, radius(s) / radius(last_slice)), boxes[s])
             if prompt is None:
                 out.stops[name] = f"the lesion left the box at slice {s}"
                 break
@@ -188,8 +191,27 @@ def follow_lesion(
                 out.stops[name] = f"{reason} at slice {s}"
                 break
             _keep(out, s, found, prompt, guarded)
-            previous = found
+            previous, last_prompt, last_slice = found, prompt, s
     return out
+
+
+def _ellipsoid(first: int, last: int) -> Callable[[int], float]:
+    """The relative radius of an ellipsoid filling the box's slices, at a slice (never 0)."""
+    centre, half = (first + last) / 2, (last - first) / 2 + 0.5
+
+    return lambda s: float(np.sqrt(max(MIN_RADIUS**2, 1.0 - ((s - centre) / half) ** 2)))
+
+
+def _next_prompt(previous: np.ndarray, last_prompt: Box, shrink: float) -> Box:
+    """Centred on the previous mask; its size, but no smaller than PROMPT_KEEP of the previous
+    prompt (a mask that lost part of the lesion must not narrow every later prompt), both scaled by
+    the ellipsoid's change of radius (a lesion narrows towards its ends)."""
+    mask_box = bounding_box(previous)
+    cx, cy = (mask_box.x0 + mask_box.x1) / 2, (mask_box.y0 + mask_box.y1) / 2
+    shrink = min(1.0, shrink)
+    half_w = shrink * max(mask_box.x1 - mask_box.x0, PROMPT_KEEP * (last_prompt.x1 - last_prompt.x0)) / 2
+    half_h = shrink * max(mask_box.y1 - mask_box.y0, PROMPT_KEEP * (last_prompt.y1 - last_prompt.y0)) / 2
+    return Box(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
 
 
 def _keep(out: Followed, s: int, mask: np.ndarray, prompt: Box, guarded: bool) -> None:
