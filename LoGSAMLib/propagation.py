@@ -12,12 +12,13 @@ The box's extent along the slice axis bounds the walk; the detector-driven pipel
 bound (on normal brain the segmenter still returns a plausible mask), which is why its search
 keeps a detector box on every slice (see benchmarks/README.md, "Phantom suite").
 
-:func:`choose_mask` is the core-only guard used by both modes: a lobulated glioma with a dark
-necrotic core sometimes comes back as the core alone inside a correct box. Such a mask fills a
-small part of its box and is ringed by brighter tissue (the enhancing rim) while a true small
-lesion is ringed by darker tissue; the guard then takes the largest of the other masks the
-segmenter offered (its multimask outputs, a slightly larger box) that holds the core, is not
-itself ringed by the rim, and does not just fill its box.
+:func:`choose_mask` is the core-only guard used by both modes: a box-prompted segmenter sometimes
+outlines only part of a lesion inside a correct box (a glioma's dark necrotic core, or a patch of a
+homogeneous meningioma). Such a mask fills a small part of its box and stops inside the lesion: the
+ring around it is as bright as the mask or brighter, while a whole lesion's ring (oedema, brain,
+CSF) is darker. The guard then takes, among the other masks the segmenter offered (its multimask
+outputs, the same for a slightly larger box), the one whose fill of the box is closest to that of
+the neighbouring slices' masks.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ Candidates = Callable[[np.ndarray, np.ndarray], np.ndarray]
 LARGER_BOX = 0.10  # the "slightly larger box" alternative: 10 % wider and taller
 EXPECTED_FILL = 0.75  # a lesion's share of its tight box (an ellipse fills 0.785), when nothing better is known
 CORE_SHARE = 0.5  # a mask filling less than this share of the expected fill may be a core alone
+RING_DROP = 10.0  # a whole bright lesion's ring is darker than it by more than this (uint8 levels)
 FULL_FILL = 1.3  # alternatives reaching this far past their box are not the lesion
 MIN_PIXELS = 3  # a smaller mask means the lesion has ended
 MIN_INSIDE = 0.5  # the share of a new mask inside the previous one (dilated) below which it jumped
@@ -69,15 +71,28 @@ def fill(mask: np.ndarray, box: Box) -> float:
     return float(mask.sum()) / max(1.0, (box.x1 - box.x0) * (box.y1 - box.y0))
 
 
-def choose_mask(options: np.ndarray, box: Box, expected_fill: float = EXPECTED_FILL) -> tuple[np.ndarray, bool]:
+def core_like(mask: np.ndarray, image: np.ndarray) -> bool:
+    """A mask whose 3-pixel ring is not darker than itself: it stops inside the lesion (in a
+    homogeneous lesion, or at the bright rim around a necrotic core), not at its border."""
+    from scipy import ndimage
+
+    ring = ndimage.binary_dilation(mask, iterations=3) & ~mask
+    if not mask.any() or not ring.any():
+        return False
+    gray = image if image.ndim == 2 else image[..., 0]
+    return float(gray[ring].mean()) >= float(gray[mask].mean()) - RING_DROP
+
+
+def choose_mask(options: np.ndarray, image: np.ndarray, box: Box, expected_fill: float = EXPECTED_FILL
+                ) -> tuple[np.ndarray, bool]:
     """The segmenter's usual mask, or the alternative whose fill is closest to ``expected_fill``
-    when the usual one fills less than ``CORE_SHARE`` of it (see module).
+    when the usual one fills less than ``CORE_SHARE`` of it and stops inside the lesion (see module).
 
     ``options``: bool (K, C, H, W), the alternatives for ``box`` (and larger boxes); returns the
     mask and whether the guard replaced it."""
     first = options[0, 0]
     first_fill = fill(first, box)
-    if first_fill >= CORE_SHARE * expected_fill:
+    if first_fill >= CORE_SHARE * expected_fill or not core_like(first, image):
         return first, False
     best, best_distance = first, _distance(first_fill, expected_fill)
     for mask in options.reshape(-1, *options.shape[-2:]):
@@ -120,7 +135,7 @@ def guarded_masks(segmenter: Any, images: list[np.ndarray], prompts: list[list[B
     for image, slice_prompts, slice_groups, options in zip(images, prompts, groups, found, strict=True):
         masks = np.zeros((len(slice_prompts), *image.shape[:2]), dtype=bool)
         for n, (box, group) in enumerate(zip(slice_prompts, slice_groups, strict=True)):
-            masks[n], guarded = choose_mask(options[2 * n : 2 * n + 2], box, expected[group])
+            masks[n], guarded = choose_mask(options[2 * n : 2 * n + 2], image, box, expected[group])
             replaced += guarded
         out.append(masks)
     return out, replaced
@@ -165,7 +180,7 @@ def follow_lesion(
     image = image_of(middle)
     height, width = image.shape[:2]
     prompt = rule.pad(boxes[middle], width, height)
-    mask, guarded = choose_mask(candidates(image, with_larger_box(prompt, width, height)), prompt)
+    mask, guarded = choose_mask(candidates(image, with_larger_box(prompt, width, height)), image, prompt)
     if mask.sum() < MIN_PIXELS:
         out.stops = {"before": "no lesion on the middle slice", "after": "no lesion on the middle slice"}
         return out
@@ -185,7 +200,8 @@ def follow_lesion(
                 out.stops[name] = f"the lesion left the box at slice {s}"
                 break
             expected = fill(previous, bounding_box(previous))  # the lesion's shape on the slice before
-            found, guarded = choose_mask(candidates(image, with_larger_box(prompt, width, height)), prompt, expected)
+            found, guarded = choose_mask(candidates(image, with_larger_box(prompt, width, height)), image, prompt,
+                                         expected)
             reason = _stop_reason(found, previous, image, reference)
             if reason:
                 out.stops[name] = f"{reason} at slice {s}"
@@ -203,15 +219,23 @@ def _ellipsoid(first: int, last: int) -> Callable[[int], float]:
 
 
 def _next_prompt(previous: np.ndarray, last_prompt: Box, shrink: float) -> Box:
-    """Centred on the previous mask; its size, but no smaller than PROMPT_KEEP of the previous
-    prompt (a mask that lost part of the lesion must not narrow every later prompt), both scaled by
-    the ellipsoid's change of radius (a lesion narrows towards its ends)."""
+    """The previous mask's box, scaled by the ellipsoid's change of radius (a lesion narrows
+    towards its ends). Along an axis where the mask narrowed to less than PROMPT_KEEP of the
+    previous prompt, the prompt keeps that share of the previous prompt and its centre instead: a
+    mask that lost part of the lesion must not narrow every later prompt."""
     mask_box = bounding_box(previous)
-    cx, cy = (mask_box.x0 + mask_box.x1) / 2, (mask_box.y0 + mask_box.y1) / 2
     shrink = min(1.0, shrink)
-    half_w = shrink * max(mask_box.x1 - mask_box.x0, PROMPT_KEEP * (last_prompt.x1 - last_prompt.x0)) / 2
-    half_h = shrink * max(mask_box.y1 - mask_box.y0, PROMPT_KEEP * (last_prompt.y1 - last_prompt.y0)) / 2
-    return Box(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+    spans = []
+    for low, high, prompt_low, prompt_high in ((mask_box.x0, mask_box.x1, last_prompt.x0, last_prompt.x1),
+                                               (mask_box.y0, mask_box.y1, last_prompt.y0, last_prompt.y1)):
+        if high - low < PROMPT_KEEP * (prompt_high - prompt_low):
+            low, high = prompt_low, prompt_high
+            centre, half = (low + high) / 2, PROMPT_KEEP * (high - low) / 2
+        else:
+            centre, half = (low + high) / 2, (high - low) / 2
+        spans.append((centre - shrink * half, centre + shrink * half))
+    (x0, x1), (y0, y1) = spans
+    return Box(x0, y0, x1, y1)
 
 
 def _keep(out: Followed, s: int, mask: np.ndarray, prompt: Box, guarded: bool) -> None:
