@@ -13,12 +13,14 @@ bound (on normal brain the segmenter still returns a plausible mask), which is w
 keeps a detector box on every slice (see benchmarks/README.md, "Phantom suite").
 
 :func:`choose_mask` is the core-only guard used by both modes: a box-prompted segmenter sometimes
-outlines only part of a lesion inside a correct box (a glioma's dark necrotic core, or a patch of a
-homogeneous meningioma). Such a mask fills a small part of its box and stops inside the lesion: the
-ring around it is as bright as the mask or brighter, while a whole lesion's ring (oedema, brain,
-CSF) is darker. The guard then takes, among the other masks the segmenter offered (its multimask
-outputs, the same for a slightly larger box), the one whose fill of the box is closest to that of
-the neighbouring slices' masks.
+outlines only part of a lesion inside a correct box (a glioma's necrotic core, a patch of a
+homogeneous meningioma; on the phantom suite LiteMedSAM does so mostly on small cross-sections).
+Such a mask fills a small part of its box, where a lesion fills about three quarters of a tight
+box. When the usual mask fills less than half of what the neighbouring slices' masks fill (their
+median; 0.75 without evidence), the guard takes, among the other masks the segmenter offered (its
+multimask outputs, the same for a 10 % larger box), the one whose fill is closest to the
+neighbours'. It assumes boxes drawn about tight: a lesion filling under ~40 % of a user's box on the
+box's middle slice may be taken for a core, and the mask then grows towards the box.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ Candidates = Callable[[np.ndarray, np.ndarray], np.ndarray]
 LARGER_BOX = 0.10  # the "slightly larger box" alternative: 10 % wider and taller
 EXPECTED_FILL = 0.75  # a lesion's share of its tight box (an ellipse fills 0.785), when nothing better is known
 CORE_SHARE = 0.5  # a mask filling less than this share of the expected fill may be a core alone
-RING_DROP = 10.0  # a whole bright lesion's ring is darker than it by more than this (uint8 levels)
 FULL_FILL = 1.3  # alternatives reaching this far past their box are not the lesion
 MIN_PIXELS = 3  # a smaller mask means the lesion has ended
 MIN_INSIDE = 0.5  # the share of a new mask inside the previous one (dilated) below which it jumped
@@ -71,28 +72,16 @@ def fill(mask: np.ndarray, box: Box) -> float:
     return float(mask.sum()) / max(1.0, (box.x1 - box.x0) * (box.y1 - box.y0))
 
 
-def core_like(mask: np.ndarray, image: np.ndarray) -> bool:
-    """A mask whose 3-pixel ring is not darker than itself: it stops inside the lesion (in a
-    homogeneous lesion, or at the bright rim around a necrotic core), not at its border."""
-    from scipy import ndimage
-
-    ring = ndimage.binary_dilation(mask, iterations=3) & ~mask
-    if not mask.any() or not ring.any():
-        return False
-    gray = image if image.ndim == 2 else image[..., 0]
-    return float(gray[ring].mean()) >= float(gray[mask].mean()) - RING_DROP
-
-
 def choose_mask(options: np.ndarray, image: np.ndarray, box: Box, expected_fill: float = EXPECTED_FILL
                 ) -> tuple[np.ndarray, bool]:
     """The segmenter's usual mask, or the alternative whose fill is closest to ``expected_fill``
-    when the usual one fills less than ``CORE_SHARE`` of it and stops inside the lesion (see module).
+    when the usual one fills less than ``CORE_SHARE`` of it (see module).
 
     ``options``: bool (K, C, H, W), the alternatives for ``box`` (and larger boxes); returns the
     mask and whether the guard replaced it."""
     first = options[0, 0]
     first_fill = fill(first, box)
-    if first_fill >= CORE_SHARE * expected_fill or not core_like(first, image):
+    if first_fill >= CORE_SHARE * expected_fill:
         return first, False
     best, best_distance = first, _distance(first_fill, expected_fill)
     for mask in options.reshape(-1, *options.shape[-2:]):
