@@ -169,7 +169,9 @@ def follow_lesion(
     image = image_of(middle)
     height, width = image.shape[:2]
     prompt = rule.pad(boxes[middle], width, height)
-    mask, guarded = choose_mask(candidates(image, with_larger_box(prompt, width, height)), image, prompt)
+    options = candidates(image, with_larger_box(prompt, width, height))
+    fills = [fill(options[0, 0], prompt)]  # the usual masks' fills: the evidence the guard compares with
+    mask, guarded = choose_mask(options, image, prompt)
     if mask.sum() < MIN_PIXELS:
         out.stops = {"before": "no lesion on the middle slice", "after": "no lesion on the middle slice"}
         return out
@@ -188,9 +190,9 @@ def follow_lesion(
             if prompt is None:
                 out.stops[name] = f"the lesion left the box at slice {s}"
                 break
-            expected = fill(previous, bounding_box(previous))  # the lesion's shape on the slice before
-            found, guarded = choose_mask(candidates(image, with_larger_box(prompt, width, height)), image, prompt,
-                                         expected)
+            options = candidates(image, with_larger_box(prompt, width, height))
+            fills.append(fill(options[0, 0], prompt))
+            found, guarded = choose_mask(options, image, prompt, typical_fill(fills))
             reason = _stop_reason(found, previous, image, reference)
             if reason:
                 out.stops[name] = f"{reason} at slice {s}"

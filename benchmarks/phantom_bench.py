@@ -33,6 +33,8 @@ def suite_rows(quick: bool, names: list[str] | None = None) -> list[dict[str, An
         outcomes = {o.method: o for o in run_case(case, segmenter, METHODS)}
         reference = outcomes["slices plain"].dice
         for method, o in outcomes.items():
+            log(f"  {case.name} {method}: Dice {o.dice:.3f}, {o.segmenter_slices} segmenter and "
+                f"{o.detector_slices} detector slices, {o.seconds:.0f} s")
             rows.append(row("phantom", f"{case.name}: {method}", kind="accuracy", weights="real",
                             case=case.name, method=method, dice=round(o.dice, 3), seconds=round(o.seconds, 1),
                             segmenter_slices=o.segmenter_slices, detector_slices=o.detector_slices,
