@@ -29,6 +29,7 @@ from .types import Volume
 # including any added later, is part of the key, so a new detector setting can only cause a miss.
 NOT_DETECTION_OPTIONS = frozenset({
     "whisper_model", "asr_backend", "language", "segmenter", "location_prior", "min_track_slices", "batch_size",
+    "box_prompts",
 })
 CACHE_ENTRIES = 16  # a few volumes x classes; each entry is a few hundred boxes
 

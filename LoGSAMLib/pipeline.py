@@ -60,6 +60,9 @@ class PipelineOptions:
     detect_every: int = 1  # detect on every Nth slice only; boxes on the slices between are interpolated
     location_prior: bool = True  # keep boxes on the dictated side only
     min_track_slices: int = 2
+    # "measured": the measured box margin and the core-only guard on every prompt, and in box mode
+    # prompts that follow the lesion inside the box (LoGSAMLib.propagation); "plain": boxes as given.
+    box_prompts: str = "measured"
 
 
 @dataclass
@@ -96,6 +99,8 @@ class Pipeline:
         check_runtime(options.runtime)
         if options.detect_every < 1:
             raise InputError(f"detect_every must be 1 or more, not {options.detect_every}.")
+        if options.box_prompts not in ("measured", "plain"):
+            raise InputError(f"Unknown box_prompts {options.box_prompts!r}; use 'measured' or 'plain'.")
 
     def accuracy_warnings(self) -> list[str]:
         """The chosen options that trade accuracy for speed, in words for the report and the user."""
@@ -315,10 +320,11 @@ class Pipeline:
         timings["detect"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        segmentation = self._segment_tracks(frame, tracks, progress, cancel)
+        prompts: dict[str, Any] = {}
+        segmentation = self._segment_tracks(frame, tracks, progress, cancel, prompts)
         timings["segment"] = time.perf_counter() - started
         report = self._report(volume, frame, segmentation, tracks, findings, timings, warnings,
-                              search_stats, mode="dictation")
+                              search_stats, mode="dictation", box_prompts=prompts)
         progress("segment", 1.0, "done")
         return PipelineResult(segmentation, report, tracks)
 
@@ -330,21 +336,31 @@ class Pipeline:
         progress: ProgressCallback = no_progress,
         cancel: CancelToken | None = None,
     ) -> PipelineResult:
-        """Segment every slice a 3D box (two LPS corners, mm) covers; no detector."""
+        """Segment the lesion inside a 3D box (two LPS corners, mm); no detector.
+
+        With ``box_prompts="measured"`` (the default) the prompts follow the lesion outwards from the
+        box's middle slice and stop where it ends (``LoGSAMLib.propagation``); with "plain" every
+        slice the box covers gets the box itself."""
         if label not in SUPPORTED_CLASSES:
             raise InputError(f"Unsupported class {label!r}; use one of {', '.join(SUPPORTED_CLASSES)}.")
         from .volume import ras_box_to_slice_boxes
 
+        self._check_options()
         frame = _SliceFrame.build(volume, self.options.plane)
         ras = [(-p[0], -p[1], p[2]) for p in box_lps]
         # On an oblique volume the RAS box cuts each slice in a different place: per-slice boxes.
         boxes = ras_box_to_slice_boxes(volume, ras[0], ras[1], frame.axis)
         track = Track({s: Box(*b, score=1.0, label=label) for s, b in boxes.items()})
         started = time.perf_counter()
-        segmentation = self._segment_tracks(frame, {label: [track]}, progress, cancel)
+        prompts: dict[str, Any] = {}
+        segmentation = None
+        if self.options.box_prompts == "measured":
+            segmentation, track = self._follow_in_box(frame, track, label, progress, cancel, prompts)
+        if segmentation is None:  # "plain", or no lesion on the box's middle slice
+            segmentation = self._segment_tracks(frame, {label: [track]}, progress, cancel, prompts)
         timings = {"segment": time.perf_counter() - started}
         report = self._report(volume, frame, segmentation, {label: [track]}, None, timings, [], {},
-                              mode="box", box_lps=[list(map(float, p)) for p in box_lps])
+                              mode="box", box_lps=[list(map(float, p)) for p in box_lps], box_prompts=prompts)
         return PipelineResult(segmentation, report, {label: [track]})
 
     def segment_image2d(self, image: np.ndarray, label: str) -> np.ndarray:
@@ -408,15 +424,50 @@ class Pipeline:
 
         return detect
 
+    def _follow_in_box(self, frame: _SliceFrame, track: Track, label: str, progress: ProgressCallback,
+                       cancel: CancelToken | None, notes: dict[str, Any]) -> tuple[Segmentation | None, Track]:
+        """Box mode's prompts that follow the lesion; (None, track) when the box's middle is empty."""
+        from .box_margin import MEASURED
+        from .propagation import candidate_fn, follow_lesion
+
+        display = {s: frame.view.box_to_display(b) for s, b in track.boxes.items()}
+        done = [0]
+
+        def check() -> None:
+            if cancel is not None:
+                cancel.check()
+            done[0] += 1
+            progress("segment", min(1.0, done[0] / max(1, len(display))), f"{done[0]} slices")
+
+        followed = follow_lesion(display, frame.display_image, candidate_fn(self.segmenter), MEASURED, check)
+        notes.update(method="follow the lesion inside the box", margin=MEASURED.describe(),
+                     core_only_replaced=len(followed.guarded), start_slice=followed.start, stops=followed.stops)
+        if not followed.masks:
+            notes["method"] = "a box on every slice (no lesion on the box's middle slice)"
+            return None, track
+        mask = np.zeros(frame.volume.array.shape, dtype=bool)
+        for s, slice_mask in followed.masks.items():
+            put = [slice(None)] * 3
+            put[frame.axis] = s
+            mask[tuple(put)] = frame.view.from_display(slice_mask)
+        followed_track = Track({s: _relabel(frame.view.box_from_display(b), label)
+                                for s, b in followed.prompts.items()})
+        return self._labelmap(frame, {label: [followed_track]}, {label: mask}), followed_track
+
     def _segment_tracks(
         self,
         frame: _SliceFrame,
         tracks: dict[str, list[Track]],
         progress: ProgressCallback,
         cancel: CancelToken | None,
+        notes: dict[str, Any] | None = None,
     ) -> Segmentation:
-        from .outputs import CLASS_LABELS
+        from .box_margin import MEASURED, NONE
+        from .propagation import guarded_masks
 
+        measured = self.options.box_prompts == "measured"
+        rule = MEASURED if measured else NONE
+        replaced, seen_fills = 0, {}
         per_slice: dict[int, list[tuple[str, Box]]] = {}
         for label, label_tracks in tracks.items():
             for track in label_tracks:
@@ -432,9 +483,15 @@ class Pipeline:
                 cancel.check()
             chunk = slices[start : start + batch]
             images = [frame.display_image(s) for s in chunk]
-            boxes = [np.array([frame.view.box_to_display(b).as_array() for _, b in per_slice[s]])
-                     for s in chunk]
-            results = self.segmenter.segment_many(images, boxes, batch_size=batch)
+            prompts = [[rule.pad(frame.view.box_to_display(b), image.shape[1], image.shape[0]) for _, b in per_slice[s]]
+                       for s, image in zip(chunk, images, strict=True)]
+            if measured:
+                groups = [[label for label, _ in per_slice[s]] for s in chunk]
+                results, guarded = guarded_masks(self.segmenter, images, prompts, groups, batch, seen_fills)
+                replaced += guarded
+            else:
+                results = self.segmenter.segment_many(
+                    images, [np.array([b.as_array() for b in p]) for p in prompts], batch_size=batch)
             for s, slice_masks in zip(chunk, results, strict=True):
                 for (label, _), mask in zip(per_slice[s], slice_masks, strict=True):
                     raw = frame.view.from_display(mask)
@@ -443,6 +500,16 @@ class Pipeline:
                     masks[label][tuple(index)] |= raw
             progress("segment", min(1.0, (start + len(chunk)) / max(1, len(slices))),
                      f"{start + len(chunk)}/{len(slices)} slices")
+        if notes is not None:
+            notes.setdefault("method", "a box on every slice")
+            notes.setdefault("margin", rule.describe())
+            notes.setdefault("core_only_replaced", replaced)
+        return self._labelmap(frame, tracks, masks)
+
+    def _labelmap(self, frame: _SliceFrame, tracks: dict[str, list[Track]], masks: dict[str, np.ndarray]
+                  ) -> Segmentation:
+        from .outputs import CLASS_LABELS
+
         labelmap = np.zeros(frame.volume.array.shape, dtype=np.uint8)
         classes: dict[int, str] = {}
         for label, label_tracks in tracks.items():

@@ -20,7 +20,7 @@ import time
 import traceback
 from typing import Any
 
-STAGES = ("asr", "detection", "segmentation", "runtime", "pipeline")
+STAGES = ("asr", "detection", "segmentation", "runtime", "pipeline", "phantom")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

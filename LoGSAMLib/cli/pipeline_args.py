@@ -61,6 +61,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="run the detector on every Nth slice only and interpolate the boxes between")
     group.add_argument("--no-location-prior", action="store_true",
                        help="keep detections on both sides even when the dictation names one")
+    group.add_argument("--box-prompts", choices=("measured", "plain"), default="measured",
+                       help="measured (default): measured box margin, core-only guard, and in box mode prompts "
+                            "that follow the lesion inside the box; plain: every box as given")
 
 
 def pipeline_options(args: argparse.Namespace, **extra: Any):
@@ -73,7 +76,7 @@ def pipeline_options(args: argparse.Namespace, **extra: Any):
         adapter=adapter, box_threshold=args.box_threshold, text_threshold=args.text_threshold,
         search=args.search, coarse_step_mm=args.coarse_step_mm, batch_size=args.batch_size,
         detector_size=args.detector_size, detect_every=args.detect_every,
-        location_prior=not args.no_location_prior, **extra,
+        location_prior=not args.no_location_prior, box_prompts=args.box_prompts, **extra,
     )
 
 

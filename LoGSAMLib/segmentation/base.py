@@ -20,6 +20,7 @@ from ..errors import LoGSAMError
 from ..progress import CancelToken, ProgressCallback
 
 THRESHOLD = 0.5  # on probabilities, as both official inference scripts do
+MASK_OUTPUTS = 4  # the mask decoder's single-mask output and its three multimask outputs
 
 # segmenter name -> model id in the registry (the ids are accepted as names too)
 SEGMENTER_MODELS = {"medsam": "medsam-vit-b", "litemedsam": "litemedsam"}
@@ -228,6 +229,14 @@ class PromptSegmenter:
 
         box_tensor = torch.as_tensor(boxes, dtype=torch.float32, device=self.device)[:, None, :]
         sparse, dense = self.model.prompt_encoder(points=None, boxes=box_tensor, masks=None)
+        if self._every_output:  # all MASK_OUTPUTS per box, box-major, as (N * 4, 1, 256, 256)
+            every, _ = self.model.mask_decoder.predict_masks(
+                image_embeddings=embedding,
+                image_pe=self.model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+            )
+            return every.reshape(-1, 1, *every.shape[-2:])
         low_res_logits, _ = self.model.mask_decoder(
             image_embeddings=embedding,
             image_pe=self.model.prompt_encoder.get_dense_pe(),
@@ -236,3 +245,20 @@ class PromptSegmenter:
             multimask_output=False,
         )
         return low_res_logits
+
+    # -- every mask the decoder offers (the core-only guard, LoGSAMLib.propagation) -----------
+
+    _every_output = False
+
+    def mask_candidates_many(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], batch_size: int = 1
+    ) -> list[np.ndarray]:
+        """Per slice, bool (N, MASK_OUTPUTS, H, W): for each box the single-mask output that
+        :meth:`segment_many` gives (first), then SAM's three multimask outputs. The decoder computes
+        all four anyway; one call per slice. Not for concurrent use of one segmenter."""
+        self._every_output = True
+        try:
+            probabilities = self.probabilities_many(images, boxes, batch_size)
+        finally:
+            self._every_output = False
+        return [p.reshape(-1, MASK_OUTPUTS, *p.shape[1:]) > THRESHOLD for p in probabilities]
