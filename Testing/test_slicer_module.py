@@ -49,7 +49,9 @@ HEAVY = {"torch", "torchvision", "transformers", "whisper", "faster_whisper", "s
 ENGINE_MODULES_ALLOWED = {"LoGSAMLib", "LoGSAMLib.slicer_bridge", "LoGSAMLib.errors", "LoGSAMLib.outputs",
                           "LoGSAMLib.types", "LoGSAMLib.volume", "LoGSAMLib.audio", "LoGSAMLib.models",
                           "LoGSAMLib.service", "LoGSAMLib.service.client", "LoGSAMLib.service.local_engine",
-                          "LoGSAMLib.dicom_seg"}  # a file writer (highdicom), like outputs
+                          "LoGSAMLib.dicom_seg",  # a file writer (highdicom), like outputs
+                          # live transcription: the pass scheduler and a transcriber whose passes are engine jobs
+                          "LoGSAMLib.asr", "LoGSAMLib.asr.live", "LoGSAMLib.service.remote_transcriber"}
 
 
 def _module_files() -> list[Path]:

@@ -23,6 +23,7 @@ WHISPER_MODELS = ("auto", "whisper-large-v3", "whisper-large-v3-turbo", "whisper
 LANGUAGES = ("auto", "en", "de", "fr", "es", "it", "nl", "pt", "pl", "tr", "zh", "ja", "ar")
 EXPORT_FORMATS = (".nii.gz", ".nii", ".nrrd", ".seg.nrrd", ".dcm")  # .dcm: DICOM SEG
 MAX_RECORDING_SECONDS = 300.0
+LIVE_FEED_SECONDS = 0.5  # how often the live transcriber gets the recording so far
 CLASS_TAG = "LoGSAM.Class"  # segment tag holding the engine's class name (as outputs.py writes it)
 # Models the typed-dictation path (detect + segment) needs; Whisper is only needed for audio.
 DETECTION_MODELS = ("groundingdino-swint-ogc", "bert-base-uncased", "logsam-lora-dino")

@@ -40,6 +40,9 @@ class LoGSAMWidget(DictationSectionMixin, SegmentSectionMixin, ModelsSectionMixi
         self._early = None  # (key, EngineJob): the engine's search started while the findings are read
         self._pendingAction = None  # what to do once the engine is ready
         self._recorder = None
+        self._live = None  # LoGSAMLib.asr.live.LiveTranscriber (passes in the engine) while recording
+        self._liveTried = False
+        self._liveFedAt = 0.0
         self._findings = None  # the engine's findings dict of self._reviewedText
         self._reviewedText = None
         self._crossCheck = None
@@ -118,6 +121,7 @@ class LoGSAMWidget(DictationSectionMixin, SegmentSectionMixin, ModelsSectionMixi
         for timer in (self._jobTimer, self._recordTimer, self._engineTimer):
             timer.stop()
         self._cancelEarly()
+        self._closeLive()
         if self._job is not None:
             self._job.cancel()
         for job in self._threadJobs:  # they check the cancel flag between units of work
@@ -172,6 +176,7 @@ class LoGSAMWidget(DictationSectionMixin, SegmentSectionMixin, ModelsSectionMixi
         if self._job is not None:
             self._job.cancel()
         self._cancelEarly()
+        self._closeLive()
         self.setParameterNode(None)
         self._showFindings(None, None)
 

@@ -61,6 +61,11 @@ class LiveTranscriber:
         self.error: BaseException | None = None  # a failed pass (finish then transcribes the whole)
         self.reused = False  # whether finish() returned the latest pass instead of a new one
 
+    @property
+    def transcriber(self) -> Any:
+        """The transcriber once loaded by the worker (``None`` before): e.g. to read its last report."""
+        return self._transcriber
+
     # -- while recording
     def update(self, audio: np.ndarray) -> None:
         """Hand over the recording so far (16 kHz mono float32); returns at once."""
