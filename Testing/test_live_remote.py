@@ -3,8 +3,11 @@ RemoteTranscriber, as the Slicer panel runs it while the radiologist dictates.""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,3 +94,122 @@ def test_a_cpu_engine_runs_no_passes_when_they_are_left_to_a_gpu(server, german_
         time.sleep(0.05)
     live.close()
     assert live.passes == 0 and live.partial is None
+
+
+# ------------------------------------------------------------------ the panel (Slicer stand-ins), same server
+
+
+class FakeRecorder:
+    """The recorder as the panel's timer reads it; ``until`` is how much of ``audio`` has been "spoken"."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio, self.until, self.level_db, self.recording = audio, 0, -30.0, True
+
+    @property
+    def elapsed(self) -> float:
+        return self.until / SR
+
+    def snapshot(self) -> np.ndarray:
+        return self.audio[: self.until].copy()
+
+    def stop(self) -> np.ndarray:
+        self.recording = False
+        return self.audio.copy()
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    """The module's parts imported with Slicer stand-ins (as in test_slicer_module), dropped afterwards."""
+    from test_slicer_module import _import_module
+
+    pytest.importorskip("vtk")
+    _import_module(monkeypatch, "LoGSAM_live_under_test")
+    yield
+    for key in [k for k in sys.modules if k == "LoGSAMSlicer" or k.startswith("LoGSAMSlicer.")]:
+        sys.modules.pop(key, None)
+
+
+def _panel(server):
+    import LoGSAMSlicer.dictationsection as dictation
+    import LoGSAMSlicer.engine as glue
+
+    connection = glue.EngineConnection(str(Path(__file__).resolve().parents[1]))
+    connection.useRemote(server.url, server.token)
+    assert connection.connectRemote() == glue.READY
+    label = types.SimpleNamespace
+
+    class Panel(dictation.DictationSectionMixin):
+        def __init__(self) -> None:
+            self.ui = label(dictationStatusLabel=label(text=""), levelBar=label(value=0), elapsedLabel=label(text=""))
+            self.logic = label(connection=connection, pipelineOptions=lambda p: {"language": "de", **OPTIONS})
+            self._parameterNode, self._recorder = None, None
+            self._live, self._liveTried, self._liveFedAt = None, False, 0.0
+            self._recordTimer = label(stop=lambda: None, start=lambda: None)
+            self.statuses, self.plain, self.results = [], [], []
+
+        def _updateButtons(self) -> None:
+            pass
+
+        def _startJob(self, kind, work, onDone) -> None:  # the BackgroundJob, run to its end here
+            from LoGSAMLib.progress import CancelToken
+
+            onDone(work(lambda *args: None, CancelToken()))
+
+        def _transcribe(self, audio) -> None:
+            self.plain.append(audio)
+
+        def _onTranscribed(self, result) -> None:
+            self.results.append(result)
+
+    return Panel()
+
+
+def _dictate(panel, recorder: FakeRecorder, until: int, want_partial: bool) -> None:
+    """The recording timer's ticks while the radiologist speaks up to ``until``."""
+    panel._recorder = recorder
+    deadline = time.monotonic() + 60
+    while True:
+        recorder.until = min(until, recorder.until + SR // 2)
+        panel._liveFedAt = 0.0  # every tick feeds (the real timer feeds every LIVE_FEED_SECONDS)
+        panel._updateRecordingDisplay()
+        live = panel._live
+        if live is not None and (live.too_slow or not want_partial) and recorder.until == until:
+            return
+        if live is not None and live.covered == until and "heard so far" in panel.ui.dictationStatusLabel.text:
+            return
+        assert time.monotonic() < deadline and (live is None or live.error is None), live and live.error
+        time.sleep(0.05)
+
+
+def test_panel_shows_passes_and_stop_uses_the_last_one(server, german_speech, tmp_path, monkeypatch,
+                                                        stand_ins):
+    from LoGSAMLib.service.client import EngineClient
+
+    health = EngineClient.health
+    monkeypatch.setattr(EngineClient, "health", lambda self: {**health(self), "device": "cuda"})  # a GPU server
+    panel = _panel(server)
+    recording = np.concatenate([german_speech, silence(1.5)])
+    heard = len(german_speech) + SR // 2
+    _dictate(panel, FakeRecorder(recording), heard, want_partial=True)
+    live = panel._live
+    assert live.partial.text.strip()[:20] in panel.ui.dictationStatusLabel.text
+
+    panel.onStopRecording()  # Stop after a silent second
+    assert live.reused and panel._live is None and not panel.plain
+    [result] = panel.results
+    expected = whole(server, recording[:heard], tmp_path)
+    assert result["transcript"]["text"] == expected["text"] and "cross_check" in result["transcript"]
+    assert result["findings"] == server.client().extract(live.partial.english)
+
+
+def test_panel_on_a_cpu_engine_runs_no_passes_and_stop_sends_the_plain_job(server, german_speech, stand_ins):
+    panel = _panel(server)
+    _dictate(panel, FakeRecorder(german_speech), len(german_speech), want_partial=False)
+    live = panel._live
+    deadline = time.monotonic() + 30
+    while not live.too_slow:  # the worker asked the engine's device: cpu
+        assert time.monotonic() < deadline, live.error
+        time.sleep(0.05)
+    panel.onStopRecording()
+    assert live.passes == 0 and not panel.results and len(panel.plain) == 1
+    assert np.array_equal(panel.plain[0], german_speech)
