@@ -8,6 +8,8 @@ LiteMedSAM has its real weights. The real-size models are compared in benchmarks
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -124,9 +126,9 @@ def test_image_encoder_on_a_runtime_gives_the_same_embeddings_and_masks(runtime_
 
 def test_a_failed_conversion_falls_back_to_pytorch_with_one_warning(runtime_home, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LOGSAM_HOME", str(tmp_path))  # a fresh cache where no folder can be made
-    for entry in runtime_home.iterdir():
+    for entry in runtime_home.iterdir():  # copies: a model folder linked outside the cache is refused
         if entry.name != "runtime":
-            (tmp_path / entry.name).symlink_to(entry)
+            (shutil.copytree if entry.is_dir() else shutil.copy)(entry, tmp_path / entry.name)
     (tmp_path / "runtime").write_text("not a folder")
     from LoGSAMLib.segmentation import load_segmenter
 
