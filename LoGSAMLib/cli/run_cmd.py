@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         dictation = read_dictation(pipe, text=args.text, audio=args.audio, progress=progress)
         close()
-        report, findings, check = {"input": str(args.volume), **dictation.report}, dictation.findings, \
-            dictation.cross_check
+        report = {"input": str(args.volume), **dictation.report}
+        findings, check = dictation.findings, dictation.cross_check
         _describe_dictation(args, report, check)
         info(args, _describe_findings(findings))
         stop = dictation.stop_code(confirmed=args.confirm)  # --confirm asks below, after the findings
